@@ -1,0 +1,31 @@
+# Reproduction pipeline for Warmup Generations (arXiv 2502.12304) and semiparametric
+# token-sequence co-supervision (arXiv 2403.09024). See README.md and config/README.md.
+from snakemake.utils import min_version, validate
+
+
+min_version("9.0")
+
+
+# The embedded default, unless config files are given on the command line (a paper config or
+# the test config then replaces it instead of being merged into it).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml", set_default=True)
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/train.smk"
+include: "rules/predict.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_output(),

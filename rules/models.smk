@@ -1,0 +1,20 @@
+# Base model per (model, dataset): a hub id / local path checked offline, or a tiny model with
+# a tokenizer trained on the dataset's training split. Later rules read base.json.
+
+
+rule base_model:
+    input:
+        train=train_split_of_dataset,
+    output:
+        directory(BASE),
+    log:
+        "logs/base_model/{model}/{dataset}.log",
+    benchmark:
+        "benchmarks/base_model/{model}/{dataset}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        model=base_params,
+    script:
+        "../workflow_scripts/base_model.py"

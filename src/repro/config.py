@@ -1,0 +1,200 @@
+"""Typed view of the pipeline config: expansion into runs, run ids, per-stage resolved params.
+
+A run is (task, dataset, model, method, variant, seed). Each stage of a run sees only the slice of
+config it depends on, serialised as canonical JSON, so an edited value reruns exactly the jobs it
+touches (Snakemake's params rerun trigger compares these strings).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from repro.io import canonical_json
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+# Keys of a model entry that do not change what the model is (they must not trigger reruns).
+NOT_MODEL_IDENTITY = ("training", "resources")
+
+
+class ConfigError(ValueError):
+    """A config that cannot work; the message names the key at fault."""
+
+
+@dataclass(frozen=True, order=True)
+class Run:
+    task: str
+    dataset: str
+    model: str
+    method: str
+    variant: str
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.task}/{self.dataset}/{self.model}/{self.method}/{self.variant}/seed{self.seed}"
+
+    @property
+    def dir(self) -> str:
+        return f"results/runs/{self.id}"
+
+    def fields(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_wildcards(cls, wc: Any) -> Run:
+        return cls(wc.task, wc.dataset, wc.model, wc.method, wc.variant, int(wc.seed))
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; values of `override` win. Inputs are not modified."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(path: str | Path, validate: bool = True) -> dict[str, Any]:
+    """Read a YAML config and validate it (filling schema defaults) as the Snakefile does."""
+    with open(path, encoding="utf-8") as f:
+        config = yaml.safe_load(f)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the config must be a mapping")
+    if validate:
+        validate_config(config)
+    return config
+
+
+def validate_config(config: dict[str, Any]) -> None:
+    """Schema validation with defaults filled in, then the cross-references between sections."""
+    from snakemake.utils import validate
+
+    validate(config, str(SCHEMA_PATH), set_default=True)
+    check_references(config)
+
+
+def check_references(config: dict[str, Any]) -> None:
+    """Every name an experiment uses must be defined; raise ConfigError naming the key."""
+    for i, exp in enumerate(config["experiments"]):
+        for section, key in (("datasets", "datasets"), ("models", "models")):
+            for name in exp[key]:
+                if name not in config[section]:
+                    known = ", ".join(sorted(config[section]))
+                    raise ConfigError(
+                        f"experiments[{i}].{key}: unknown {section[:-1]} '{name}' "
+                        f"(defined under `{section}`: {known})"
+                    )
+    for name, model in config["models"].items():
+        if model["kind"] == "hf" and not model.get("path"):
+            raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")
+
+
+def expand_runs(config: dict[str, Any]) -> list[Run]:
+    """All runs of all experiments, deduplicated, in config order."""
+    runs: dict[Run, None] = {}
+    for exp in config["experiments"]:
+        for dataset in exp["datasets"]:
+            task = config["datasets"][dataset]["task"]
+            for model in exp["models"]:
+                for method, variants in exp["methods"].items():
+                    for variant in variants:
+                        for seed in exp.get("seeds", [0]):
+                            runs[Run(task, dataset, model, method, variant, seed)] = None
+    return list(runs)
+
+
+def _experiment_overrides(config: dict[str, Any], run: Run) -> tuple[dict, dict]:
+    """(variant overrides, experiment training overrides) of the first experiment holding run."""
+    for exp in config["experiments"]:
+        variants = exp["methods"].get(run.method, {})
+        if (
+            run.dataset in exp["datasets"]
+            and run.model in exp["models"]
+            and run.variant in variants
+            and run.seed in exp.get("seeds", [0])
+        ):
+            return variants[run.variant], exp.get("training", {})
+    raise ConfigError(f"no experiment defines run {run.id}")
+
+
+def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """The run's full resolved config: data, model, method options, training, decoding, metrics.
+
+    Training precedence (later wins): `training` < models.<m>.training < datasets.<d>.training
+    < the experiment's `training` < the variant's `training`.
+    """
+    dataset = config["datasets"][run.dataset]
+    model = config["models"][run.model]
+    variant, exp_training = _experiment_overrides(config, run)
+    variant = dict(variant)
+    var_training = variant.pop("training", {})
+    var_decoding = variant.pop("decoding", {})
+    training = config.get("training", {})
+    for layer in (model.get("training", {}), dataset.get("training", {}), exp_training):
+        training = deep_merge(training, layer)
+    training = deep_merge(training, var_training)
+    method_options = deep_merge(config.get("methods", {}).get(run.method, {}), variant)
+    return {
+        "run": run.fields(),
+        "data": {k: v for k, v in dataset.items() if k != "training"},
+        "model": {k: v for k, v in model.items() if k not in NOT_MODEL_IDENTITY},
+        "method": {"name": run.method, "options": method_options},
+        "training": training,
+        "decoding": deep_merge(config.get("decoding", {}), var_decoding),
+        "metrics": {
+            "task": run.task,
+            "target_lang": dataset.get("target_lang"),
+            **config.get("metrics", {}),
+        },
+    }
+
+
+def train_params(config: dict[str, Any], run: Run) -> str:
+    r = resolve(config, run)
+    keys = ("run", "data", "model", "method", "training")
+    return canonical_json({k: r[k] for k in keys})
+
+
+def predict_params(config: dict[str, Any], run: Run) -> str:
+    r = resolve(config, run)
+    return canonical_json(
+        {"run": r["run"], "method": r["method"], "decoding": r["decoding"],
+         "training": {k: r["training"][k] for k in ("max_source_len", "prompt_suffix")},
+         "model": {"family": r["model"]["family"]}}
+    )
+
+
+def evaluate_params(config: dict[str, Any], run: Run) -> str:
+    r = resolve(config, run)
+    return canonical_json({"run": r["run"], **r["metrics"]})
+
+
+def dataset_params(config: dict[str, Any], dataset: str, part: str) -> str:
+    """`source` (fetch) or `filter` slice of one dataset, with its task."""
+    d = config["datasets"][dataset]
+    return canonical_json({"task": d["task"], part: d.get(part, {})})
+
+
+def model_params(config: dict[str, Any], model: str) -> str:
+    m = config["models"][model]
+    return canonical_json({k: v for k, v in m.items() if k not in NOT_MODEL_IDENTITY})
+
+
+def model_resources(config: dict[str, Any], model: str, attempt: int = 1) -> dict[str, int]:
+    """A training job's gpu, mem_mb and runtime (minutes); memory and time grow with attempt."""
+    res = config["models"][model].get("resources", {})
+    return {"gpu": res.get("gpu", 0), "mem_mb": res.get("mem_mb", 4000) * attempt,
+            "runtime": res.get("runtime", 60) * attempt}
+
+
+def model_datasets(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """(model, dataset) pairs that need a base model (tiny models train a tokenizer per dataset)."""
+    pairs = {(r.model, r.dataset): None for r in expand_runs(config)}
+    return list(pairs)

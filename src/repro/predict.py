@@ -1,0 +1,47 @@
+"""Decoding of a trained run on the test split: batched, with the method's decoding strategy."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repro.batching import encode_record, prompt_batch
+from repro.device import device
+from repro.io import DataError, read_jsonl, write_jsonl
+from repro.methods import get_method
+from repro.models import load_model, load_tokenizer
+
+
+def predict_records(model, tokenizer, method, records: list[dict], arch: str,
+                    resolved: dict[str, Any]) -> list[dict]:
+    """Decode records in batches of decoding.batch_size; one prediction dict per record."""
+    training, decoding = resolved["training"], resolved["decoding"]
+    bs = decoding["batch_size"]
+    preds: list[dict] = []
+    for i in range(0, len(records), bs):
+        chunk = records[i : i + bs]
+        feats = [encode_record(r, tokenizer, arch, training["max_source_len"], 1,
+                               training["prompt_suffix"]) for r in chunk]
+        batch = {k: v.to(model.device) for k, v in
+                 prompt_batch(feats, tokenizer.pad_token_id, arch).items()}
+        for rec, out in zip(chunk, method.decode(model, batch, decoding), strict=True):
+            preds.append({"id": rec["id"], **out})
+    return preds
+
+
+def predict_run(resolved: dict[str, Any], arch: str, model_dir: Path, test_path: Path,
+                out_path: Path) -> dict[str, Any]:
+    records = read_jsonl(test_path)
+    if not records:
+        raise DataError(f"{test_path}: no records to decode")
+    tokenizer = load_tokenizer(str(model_dir), arch)
+    model = load_model(str(model_dir), arch).to(device()).eval()
+    method = get_method(resolved["run"]["method"], resolved["method"]["options"], tokenizer, arch)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        preds = predict_records(model, tokenizer, method, records, arch, resolved)
+    write_jsonl(out_path, preds)
+    return {"n": len(preds), "seconds": time.perf_counter() - start}

@@ -1,0 +1,131 @@
+"""Training wiring shared by every method, on top of the HF Trainer.
+
+The Trainer brings checkpoints, resumption, gradient accumulation, mixed precision and progress
+bars; the method only supplies `loss(model, batch)`. Checkpoints live outside the rule's declared
+outputs (Snakemake deletes the outputs of a failed job), so a killed run resumes on rerun.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from repro.batching import Collator, encode_record
+from repro.device import precision
+from repro.io import DataError, read_jsonl, write_jsonl
+from repro.methods import get_method
+from repro.models import load_model, load_tokenizer
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class MethodTrainer(Trainer):
+    """A Trainer whose loss is the method's."""
+
+    def __init__(self, *args: Any, method, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.method = method
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, _ = self.method.loss(model, inputs)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}"
+            )
+        return (loss, {}) if return_outputs else loss
+
+
+class FiniteLogCheck(TrainerCallback):
+    """Stop with a clear error when a logged loss is NaN or infinite (e.g. under fp16 overflow)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "eval_loss"):
+            if logs and key in logs and not math.isfinite(logs[key]):
+                raise NonFiniteLossError(f"{key} is {logs[key]} at step {state.global_step}")
+
+
+def encode_split(path: Path, tokenizer, arch: str, training: dict[str, Any]) -> list[dict]:
+    records = read_jsonl(path)
+    if not records:
+        raise DataError(f"{path}: no records to train on")
+    return [encode_record(r, tokenizer, arch, training["max_source_len"],
+                          training["max_target_len"], training["prompt_suffix"])
+            for r in records]
+
+
+def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int,
+                       has_eval: bool) -> TrainingArguments:
+    prec = precision(training.get("precision", "auto"))
+    return TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=training["batch_size"],
+        per_device_eval_batch_size=training["batch_size"],
+        gradient_accumulation_steps=training["grad_accum"],
+        learning_rate=training["learning_rate"],
+        num_train_epochs=training["epochs"],
+        weight_decay=training["weight_decay"],
+        warmup_steps=training["warmup_ratio"],
+        lr_scheduler_type=training["lr_scheduler"],
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="steps",
+        save_steps=training["save_steps"],
+        save_total_limit=2,
+        logging_steps=max(1, min(50, training["save_steps"])),
+        logging_first_step=True,
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        bf16=prec == "bf16",
+        fp16=prec == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        prediction_loss_only=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
+
+
+def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path,
+              model_out: Path, log_out: Path, ckpt_dir: Path) -> dict[str, Any]:
+    """Train one run; save the final model to `model_out` and the log rows to `log_out`."""
+    run, training = resolved["run"], resolved["training"]
+    set_seed(run["seed"])
+    arch = manifest["arch"]
+    tokenizer = load_tokenizer(manifest["path"], arch)
+    model = load_model(manifest["path"], arch)
+    method = get_method(run["method"], resolved["method"]["options"], tokenizer, arch)
+    train_set = encode_split(data_dir / "train.jsonl", tokenizer, arch, training)
+    val_path = data_dir / "validation.jsonl"
+    eval_set = (encode_split(val_path, tokenizer, arch, training)
+                if training["eval_each_epoch"] and val_path.exists() and val_path.stat().st_size
+                else None)
+    args = training_arguments(training, ckpt_dir, run["seed"], eval_set is not None)
+    trainer = MethodTrainer(
+        model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+        data_collator=Collator(tokenizer.pad_token_id, arch), processing_class=tokenizer,
+        callbacks=[FiniteLogCheck()], method=method,
+    )
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=last)
+    save_model(trainer, tokenizer, model_out)
+    write_jsonl(log_out, trainer.state.log_history)
+    return {"resumed_from": last, "train_loss": result.training_loss,
+            "steps": trainer.state.global_step}
+
+
+def save_model(trainer: Trainer, tokenizer, out: Path) -> None:
+    """Save model and tokenizer to a temporary sibling, then move it into place."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)

@@ -1,0 +1,29 @@
+"""What every workflow script does first: log to the job's log file, use its threads, read params."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+
+def start(smk: Any) -> dict[str, Any]:
+    """Redirect stdout/stderr to the job's log, apply its thread count, return its params decoded.
+
+    String params holding JSON (the canonical config slices) are decoded; others pass through.
+    """
+    if smk.log:
+        log = open(smk.log[0], "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (job lifetime)
+        sys.stdout = sys.stderr = log
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from repro.device import set_threads
+
+    set_threads(getattr(smk, "threads", None))
+    params: dict[str, Any] = {}
+    for key, value in smk.params.items():
+        params[key] = json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+    return params

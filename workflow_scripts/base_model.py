@@ -1,0 +1,15 @@
+"""Snakemake adapter: build a tiny base model (tokenizer trained on the train split) or check an
+hf model resolves; writes base.json in the output directory."""
+
+from pathlib import Path
+
+from repro.base_model import prepare_base_model
+from repro.workflow import start
+
+params = start(snakemake)  # noqa: F821
+prepare_base_model(
+    snakemake.wildcards.model,  # noqa: F821
+    params["model"],
+    Path(snakemake.input.train),  # noqa: F821
+    Path(snakemake.output[0]),  # noqa: F821
+)

@@ -1,0 +1,12 @@
+"""Snakemake adapter: filter one dataset's raw splits into normalized jsonl + filter_stats.json."""
+
+from pathlib import Path
+
+from repro.data.filters import filter_dataset
+from repro.workflow import start
+
+params = start(snakemake)  # noqa: F821
+raw_dir = Path(snakemake.input[0]).parent  # noqa: F821
+out_dir = Path(snakemake.output.stats).parent  # noqa: F821
+stats = filter_dataset(raw_dir, out_dir, params["filter"]["task"], params["filter"]["filter"])
+print(stats)
