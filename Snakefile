@@ -2,7 +2,6 @@
 # token-sequence co-supervision (arXiv 2403.09024). See README.md and config/README.md.
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 

@@ -17,9 +17,6 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 RUNS = rc.expand_runs(config)
 TASKS = sorted({r.task for r in RUNS})
-DATA = "results/data/{task}/{dataset}"
-BASE = "results/models/{model}/{dataset}"
-RUN = "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}"
 
 
 wildcard_constraints:

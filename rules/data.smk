@@ -3,13 +3,19 @@
 
 rule fetch:
     output:
-        expand(DATA + "/raw/{split}.jsonl", split=SPLITS, allow_missing=True),
-        DATA + "/raw/passages.jsonl",
-        DATA + "/raw/fetch_stats.json",
+        expand(
+            "results/data/{task}/{dataset}/raw/{split}.jsonl",
+            split=SPLITS,
+            allow_missing=True,
+        ),
+        "results/data/{task}/{dataset}/raw/passages.jsonl",
+        "results/data/{task}/{dataset}/raw/fetch_stats.json",
     log:
         "logs/fetch/{task}/{dataset}.log",
     benchmark:
         "benchmarks/fetch/{task}/{dataset}.tsv"
+    conda:
+        "../envs/main.yaml"
     resources:
         mem_mb=4000,
         runtime=120,
@@ -23,13 +29,19 @@ rule filter:
     input:
         rules.fetch.output,
     output:
-        expand(DATA + "/{split}.jsonl", split=SPLITS, allow_missing=True),
-        DATA + "/passages.jsonl",
-        stats=DATA + "/filter_stats.json",
+        expand(
+            "results/data/{task}/{dataset}/{split}.jsonl",
+            split=SPLITS,
+            allow_missing=True,
+        ),
+        "results/data/{task}/{dataset}/passages.jsonl",
+        stats="results/data/{task}/{dataset}/filter_stats.json",
     log:
         "logs/filter/{task}/{dataset}.log",
     benchmark:
         "benchmarks/filter/{task}/{dataset}.tsv"
+    conda:
+        "../envs/main.yaml"
     resources:
         mem_mb=4000,
         runtime=60,

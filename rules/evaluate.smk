@@ -3,14 +3,16 @@
 
 rule evaluate:
     input:
-        predictions=RUN + "/predictions.jsonl",
-        references=DATA + "/test.jsonl",
+        predictions="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        references="results/data/{task}/{dataset}/test.jsonl",
     output:
-        RUN + "/metrics.json",
+        "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/metrics.json",
     log:
         "logs/evaluate/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/evaluate/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/main.yaml"
     threads: 1
     resources:
         mem_mb=6000,

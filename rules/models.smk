@@ -6,11 +6,13 @@ rule base_model:
     input:
         train=train_split_of_dataset,
     output:
-        directory(BASE),
+        directory("results/models/{model}/{dataset}"),
     log:
         "logs/base_model/{model}/{dataset}.log",
     benchmark:
         "benchmarks/base_model/{model}/{dataset}.tsv"
+    conda:
+        "../envs/main.yaml"
     resources:
         mem_mb=4000,
         runtime=30,

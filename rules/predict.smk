@@ -3,15 +3,17 @@
 
 rule predict:
     input:
-        model=RUN + "/model",
-        base=BASE,
-        test=DATA + "/test.jsonl",
+        model="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/model",
+        base="results/models/{model}/{dataset}",
+        test="results/data/{task}/{dataset}/test.jsonl",
     output:
-        RUN + "/predictions.jsonl",
+        "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
     log:
         "logs/predict/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/predict/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/main.yaml"
     threads: 1
     resources:
         gpu=train_gpu,

@@ -14,6 +14,8 @@ rule report:
     benchmark:
         "benchmarks/report.tsv"
     localrule: True
+    conda:
+        "../envs/main.yaml"
     params:
         baseline=config["report"]["baseline_method"],
     script:

@@ -4,15 +4,23 @@
 
 rule train:
     input:
-        data=expand(DATA + "/{split}.jsonl", split=("train", "validation"), allow_missing=True),
-        base=BASE,
+        data=expand(
+            "results/data/{task}/{dataset}/{split}.jsonl",
+            split=("train", "validation"),
+            allow_missing=True,
+        ),
+        base="results/models/{model}/{dataset}",
     output:
-        model=directory(RUN + "/model"),
-        log=RUN + "/train_log.jsonl",
+        model=directory(
+            "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/model"
+        ),
+        log="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/train_log.jsonl",
     log:
         "logs/train/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/main.yaml"
     threads: 1
     resources:
         gpu=train_gpu,
@@ -20,6 +28,6 @@ rule train:
         runtime=train_runtime,
     params:
         run=train_params,
-        checkpoints=RUN + "/checkpoints",
+        checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints",
     script:
         "../workflow_scripts/train.py"

@@ -1,5 +1,6 @@
 """Snakemake adapter: fetch one dataset's raw splits (hf | local | synthetic)."""
 
+import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
 
 from repro.data.sources import fetch, write_fetch

@@ -1,5 +1,6 @@
 """Snakemake adapter: filter one dataset's raw splits into normalized jsonl + filter_stats.json."""
 
+import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
 
 from repro.data.filters import filter_dataset

@@ -1,5 +1,6 @@
 """Snakemake adapter: decode the test split with the run's trained model and method."""
 
+import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
 
 from repro.io import read_json

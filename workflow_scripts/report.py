@@ -1,5 +1,6 @@
 """Snakemake adapter: tables per task and plots over every run."""
 
+import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
 
 from repro.report import write_report

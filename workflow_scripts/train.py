@@ -1,5 +1,6 @@
 """Snakemake adapter: train one run with its method."""
 
+import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
 
 from repro.io import read_json
