@@ -1,0 +1,45 @@
+# The two commands a user needs: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+PYTHON ?= python3
+
+# Never reach the model hub from the demo or the tests.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_DISABLE_PROGRESS_BARS := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: venv demo test lint bench clean
+
+venv: $(VENV)/.installed
+
+# torch is installed first, pinned: an unpinned resolve would pull a multi-GB CUDA build.
+$(VENV)/.installed: envs/requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r envs/requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+demo: venv
+	$(SNAKEMAKE) --cores 2
+	@echo
+	@echo "Tables: $$(ls results/tables/*.md | tr '\n' ' ')"
+	@echo "Plots:  $$(ls results/plots/*.png | tr '\n' ' ')"
+
+test: venv
+	$(PY) -m pytest -q
+
+lint: venv
+	$(PY) -m ruff check src tests workflow_scripts bench
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(SNAKEMAKE) --lint
+
+bench: venv
+	$(PY) bench/demo_run.py
+
+clean:
+	rm -rf results logs benchmarks .snakemake

@@ -1,0 +1,61 @@
+"""Measure the embedded default end to end: wall time, peak memory of the whole process tree,
+the SFT BLEU on the synthetic translation task, and the time of a no-op rerun.
+
+Targets (issue: foundation): under 10 minutes and 4 GiB on 2 cores, BLEU >= 30.
+Usage: python bench/demo_run.py [--workdir DIR]   (writes the "demo" section of BENCHMARKS.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, run_sampled, write_section  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="demo-bench-"))
+    shutil.rmtree(work / "results", ignore_errors=True)
+    shutil.rmtree(work / ".snakemake", ignore_errors=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
+           "--directory", str(work), "--configfile", str(ROOT / "config/config.yaml")]
+    full = run_sampled(cmd, ROOT, env)
+    if full["returncode"]:
+        sys.exit(full["output"][-3000:])
+    noop = run_sampled(cmd, ROOT, env)
+    rows = []
+    for path in sorted((work / "results/runs").glob("*/*/*/*/*/seed*/metrics.json")):
+        m = json.loads(path.read_text())
+        vals = ", ".join(f"{k} {v['value']:.1f}" for k, v in m["metrics"].items() if "value" in v)
+        rows.append(f"| {m['run']['task']} | {m['run']['dataset']} | {m['run']['model']} | "
+                    f"{m['run']['method']} | {vals} |")
+    body = f"""## Embedded default (`make demo`, `bench/demo_run.py`)
+
+Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}.
+
+| measure | value | target |
+| --- | --- | --- |
+| wall time of `snakemake --cores 2` from nothing | {full['seconds']:.0f} s | < 600 s (with install) |
+| peak memory of the process tree (summed RSS) | {full['peak_mib']:.0f} MiB | < 4096 MiB |
+| no-op rerun of the completed default | {noop['seconds']:.1f} s | seconds |
+
+| task | dataset | model | method | metrics |
+| --- | --- | --- | --- | --- |
+""" + "\n".join(rows)
+    write_section("demo", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

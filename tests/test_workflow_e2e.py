@@ -1,0 +1,126 @@
+"""The tiny test config through every rule with Snakemake, then the checks a user relies on."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str, config: Path | None = None, check: bool = True):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+           "--directory", str(workdir), "--cores", "2",
+           "--configfile", str(config or ROOT / "config" / "test.yaml"), *args]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    snakemake(work)
+    return work
+
+
+def test_every_run_has_metrics(done):
+    runs = sorted((done / "results" / "runs").glob("*/*/*/*/*/seed*/metrics.json"))
+    assert len(runs) == 5
+    expected = {"translation": {"bleu", "chrf", "comet"},
+                "summarization": {"rouge1", "rouge2", "rougeL", "bertscore"},
+                "multiple_choice": {"accuracy", "macro_f1"},
+                "knowledge": {"exact_match", "f1"}}
+    for path in runs:
+        m = json.loads(path.read_text())
+        assert set(m["metrics"]) == expected[m["task"]], path
+        for name, value in m["metrics"].items():
+            assert ("value" in value) != ("skipped" in value), (path, name)
+        assert m["provenance"]["git_commit"] and m["provenance"]["versions"]["sacrebleu"]
+    mt = json.loads(next(p for p in runs if "translation" in str(p)).read_text())
+    assert "skipped" in mt["metrics"]["comet"] and "metrics.comet.model" in \
+        mt["metrics"]["comet"]["skipped"]
+    assert mt["metrics"]["bleu"]["signature"].startswith("nrefs:1")
+
+
+def test_data_stages_and_filter_stats(done):
+    stats = json.loads((done / "results/data/translation/t_en_xa/filter_stats.json").read_text())
+    assert stats["train"]["kept"] == 100  # capped by the test config
+    assert stats["train"]["dropped"]["cap"] == stats["train"]["input"] - 100 - sum(
+        v for k, v in stats["train"]["dropped"].items() if k != "cap")
+    passages = done / "results/data/knowledge/t_kb/passages.jsonl"
+    assert passages.stat().st_size > 0
+
+
+def test_predictions_and_logs(done):
+    run = done / "results/runs/multiple_choice/t_mc/tiny_llama/sft/default/seed0"
+    preds = [json.loads(line) for line in (run / "predictions.jsonl").open()]
+    assert len(preds) == 12 and all("hypothesis" in p for p in preds)
+    log = [json.loads(line) for line in (run / "train_log.jsonl").open()]
+    assert any("loss" in row for row in log)
+    assert (run / "model" / "config.json").exists()
+    assert (done / "benchmarks/train/multiple_choice/t_mc/tiny_llama/sft/default/seed0.tsv").exists()
+
+
+def test_tables_and_plots(done):
+    for task in ("translation", "summarization", "multiple_choice", "knowledge"):
+        md = (done / f"results/tables/{task}.md").read_text()
+        assert "| tiny_t5" in md
+        tidy = pd.read_csv(done / f"results/tables/{task}.csv")
+        assert {"task", "dataset", "model", "method", "seed", "metric", "value"} <= set(tidy)
+    assert "n/a" in (done / "results/tables/translation.md").read_text()
+    for plot in ("main_metric", "training_curves"):
+        assert (done / f"results/plots/{plot}.png").stat().st_size > 1000
+
+
+def test_noop_rerun_plans_nothing(done):
+    out = snakemake(done, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_changed_value_reruns_only_its_runs(done, tmp_path):
+    cfg = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    cfg["datasets"]["t_sum"]["training"] = {"learning_rate": 0.002}
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(cfg))
+    out = snakemake(done, "-n", "--quiet", "rules", config=edited).stdout
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts.get("train") == 1 and counts.get("predict") == 1
+    assert counts.get("evaluate") == 1 and counts.get("report") == 1
+    assert "fetch" not in counts and "base_model" not in counts
+
+
+def test_schema_violation_fails_before_any_job(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config/test.yaml").read_text())
+    cfg["decoding"]["num_beams"] = 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = snakemake(tmp_path, "-n", config=bad, check=False)
+    assert out.returncode != 0
+    assert "num_beams" in out.stdout + out.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_clean():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert "Congratulations" in out.stdout + out.stderr, out.stdout + out.stderr
+    snakefmt = shutil.which("snakefmt", path=str(Path(sys.executable).parent))
+    fmt = subprocess.run([snakefmt, "--check", "Snakefile", "rules"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
+    ruff = subprocess.run([sys.executable, "-m", "ruff", "check", "src", "tests",
+                           "workflow_scripts"], cwd=ROOT, capture_output=True, text=True)
+    assert ruff.returncode == 0, ruff.stdout
