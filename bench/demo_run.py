@@ -46,7 +46,7 @@ Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_v
 
 | measure | value | target |
 | --- | --- | --- |
-| wall time of `snakemake --cores 2` from nothing | {full['seconds']:.0f} s | < 600 s (with install) |
+| wall time of `snakemake --cores 2` from nothing | {full['seconds']:.0f} s | < 600 s |
 | peak memory of the process tree (summed RSS) | {full['peak_mib']:.0f} MiB | < 4096 MiB |
 | no-op rerun of the completed default | {noop['seconds']:.1f} s | seconds |
 

@@ -69,7 +69,8 @@ def test_predictions_and_logs(done):
     log = [json.loads(line) for line in (run / "train_log.jsonl").open()]
     assert any("loss" in row for row in log)
     assert (run / "model" / "config.json").exists()
-    assert (done / "benchmarks/train/multiple_choice/t_mc/tiny_llama/sft/default/seed0.tsv").exists()
+    bench = done / "benchmarks/train/multiple_choice/t_mc/tiny_llama/sft/default/seed0.tsv"
+    assert bench.exists()
 
 
 def test_tables_and_plots(done):

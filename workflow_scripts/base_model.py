@@ -1,8 +1,9 @@
 """Snakemake adapter: build a tiny base model (tokenizer trained on the train split) or check an
 hf model resolves; writes base.json in the output directory."""
 
-import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
+
+import _src_path  # noqa: F401  (repro from src/)
 
 from repro.base_model import prepare_base_model
 from repro.workflow import start

@@ -1,6 +1,7 @@
 """Snakemake adapter: every metric of the run's task -> metrics.json."""
 
 import _src_path  # noqa: F401  (repro from src/)
+
 from repro.io import write_json
 from repro.metrics.evaluate import evaluate_files
 from repro.provenance import provenance

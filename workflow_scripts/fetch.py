@@ -1,7 +1,8 @@
 """Snakemake adapter: fetch one dataset's raw splits (hf | local | synthetic)."""
 
-import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
+
+import _src_path  # noqa: F401  (repro from src/)
 
 from repro.data.sources import fetch, write_fetch
 from repro.workflow import start

@@ -1,7 +1,8 @@
 """Snakemake adapter: filter one dataset's raw splits into normalized jsonl + filter_stats.json."""
 
-import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
+
+import _src_path  # noqa: F401  (repro from src/)
 
 from repro.data.filters import filter_dataset
 from repro.workflow import start

@@ -1,7 +1,8 @@
 """Snakemake adapter: decode the test split with the run's trained model and method."""
 
-import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
+
+import _src_path  # noqa: F401  (repro from src/)
 
 from repro.io import read_json
 from repro.predict import predict_run

@@ -1,7 +1,8 @@
 """Snakemake adapter: tables per task and plots over every run."""
 
-import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
+
+import _src_path  # noqa: F401  (repro from src/)
 
 from repro.report import write_report
 from repro.workflow import start

@@ -1,7 +1,8 @@
 """Snakemake adapter: train one run with its method."""
 
-import _src_path  # noqa: F401  (repro from src/)
 from pathlib import Path
+
+import _src_path  # noqa: F401  (repro from src/)
 
 from repro.io import read_json
 from repro.train import train_run

@@ -36,7 +36,8 @@ class Run:
 
     @property
     def id(self) -> str:
-        return f"{self.task}/{self.dataset}/{self.model}/{self.method}/{self.variant}/seed{self.seed}"
+        return "/".join((self.task, self.dataset, self.model, self.method, self.variant,
+                         f"seed{self.seed}"))
 
     @property
     def dir(self) -> str:

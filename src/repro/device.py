@@ -1,4 +1,5 @@
-"""Device and precision choices, in one place: CUDA when present, bf16 on capable GPUs, fp32 on CPU."""
+"""Device and precision choices in one place: CUDA when present, bf16 where the GPU has it,
+fp32 on CPU."""
 
 from __future__ import annotations
 

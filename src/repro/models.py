@@ -34,8 +34,15 @@ def arch_of(family: str) -> str:
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str):
     """A Unigram tokenizer on `texts`: T5-style (`text </s>`) or Llama-style (`<s> text`)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers import trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.Unigram())
@@ -126,8 +133,8 @@ def resolve_hf(name: str, model_cfg: dict[str, Any]) -> dict[str, Any]:
         AutoConfig.from_pretrained(path, revision=model_cfg.get("revision"))
     except OSError as e:
         raise ConfigError(
-            f"models.{name}.path: cannot load '{path}' ({str(e).splitlines()[0]}). Download it on a "
-            f"machine with hub access (see README) and set models.{name}.path to the local copy"
+            f"models.{name}.path: cannot load '{path}' ({str(e).splitlines()[0]}). Download it "
+            f"on a machine with hub access (see README) and set models.{name}.path to the copy"
         ) from e
     family = model_cfg["family"]
     return {"name": name, "kind": "hf", "family": family, "arch": arch_of(family),

@@ -1,4 +1,5 @@
-"""What every workflow script does first: log to the job's log file, use its threads, read params."""
+"""What every workflow script does first: log to the job's log file, use its threads, read
+its params."""
 
 from __future__ import annotations
 
