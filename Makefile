@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv comet-env demo test lint bench clean
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,16 @@ $(VENV)/.installed: envs/requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r envs/requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+# Optional: a separate interpreter for the COMET metric (set metrics.comet.python to
+# .venv-comet/bin/python and metrics.comet.model to a local checkpoint).
+comet-env: .venv-comet/.installed
+
+.venv-comet/.installed: envs/comet.lock
+	$(PYTHON) -m venv .venv-comet
+	.venv-comet/bin/python -m pip install --quiet torch==2.13.0
+	.venv-comet/bin/python -m pip install --quiet -r envs/comet.lock
 	touch $@
 
 demo: venv
