@@ -7,6 +7,7 @@ on the task's training texts, saved with save_pretrained, so both kinds load the
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str):
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     specials = [SPECIAL["pad"], SPECIAL["eos"], SPECIAL["unk"], SPECIAL["bos"]]
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size, special_tokens=specials, unk_token=SPECIAL["unk"]
+    trainer = trainers.UnigramTrainer(  # ASCII punctuation always encodes (e.g. " || ")
+        vocab_size=vocab_size, special_tokens=specials, unk_token=SPECIAL["unk"],
+        initial_alphabet=list(string.punctuation),
     )
     tok.train_from_iterator(texts, trainer)
     if arch == ENCODER_DECODER:

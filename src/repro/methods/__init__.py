@@ -6,8 +6,9 @@ from typing import Any
 
 from repro.methods.base import Method
 from repro.methods.sft import SFT
+from repro.methods.warmup import Warmup
 
-METHODS: dict[str, type[Method]] = {"sft": SFT}
+METHODS: dict[str, type[Method]] = {"sft": SFT, "warmup": Warmup}
 
 
 def get_method(name: str, options: dict[str, Any], tokenizer, arch: str) -> Method:

@@ -1,0 +1,296 @@
+"""Warmup Generations (arXiv 2502.12304): sample n warmups, condition the target on each.
+
+Training, for each example x with target y:
+  1. with no gradient and the model in eval mode, sample n warmups c_1..c_n (beam search with
+     sampling, at most `warmup_len` new tokens); a warmup ends at the first separator, EOS or
+     pad, and is kept as token ids (never decoded and re-encoded);
+  2. build the n sequences `c_i SEP y` (encoder-decoder: the decoder side; decoder-only:
+     after the prompt) and score all of them in one forward pass, the encoder run once per
+     example and its states expanded to the n continuations;
+  3. loss `target_mean` (default): mean over i of CE(y | x, c_i), the Jensen upper bound
+     E[-log P(y|c,x)] >= -log E[P(y|c,x)]; warmup, separator and prompt positions are masked.
+     Variants: `joint` (CE also on c_i and SEP), `reward_weighted` (joint CE weighted by the
+     stop-gradient softmax over i of log P(y|c_i,x)), `reinforce` (target term plus REINFORCE
+     on log P(c_i|x) with reward -CE_i minus its mean over the n samples).
+Decoding: generate the warmup (beam or sampled), append SEP, beam-search the target; the
+hypothesis is the text after SEP.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from repro.batching import IGNORE, pad
+from repro.methods.base import Method, generate
+from repro.models import ENCODER_DECODER
+
+LOSSES = ("target_mean", "joint", "reward_weighted", "reinforce")
+
+
+@dataclass(frozen=True)
+class WarmupOptions:
+    n: int = 4  # warmups sampled per training example
+    warmup_len: int = 8  # max new tokens of a warmup
+    num_beams: int = 4  # beam search with sampling while training (raised to n if smaller)
+    do_sample: bool = True
+    separator: str = " || "
+    loss: str = "target_mean"
+    decode_warmup: str = "beam"  # beam | sample: how the warmup is produced at test time
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any]) -> WarmupOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"warmup: unknown options {unknown} (known: {sorted(known)})")
+        opts = cls(**options)
+        if opts.loss not in LOSSES:
+            raise ValueError(f"warmup: loss must be one of {LOSSES}, got '{opts.loss}'")
+        if opts.n < 1 or opts.warmup_len < 1:
+            raise ValueError("warmup: n and warmup_len must be >= 1")
+        if opts.decode_warmup not in ("beam", "sample"):
+            raise ValueError("warmup: decode_warmup must be 'beam' or 'sample'")
+        return opts
+
+
+def cut_warmup(ids: list[int], sep: list[int], stop: set[int]) -> tuple[list[int], bool]:
+    """The warmup part of generated ids: up to the first separator (found=True) or stop token."""
+    for j, tok in enumerate(ids):
+        if ids[j : j + len(sep)] == sep:
+            return ids[:j], True
+        if tok in stop:
+            return ids[:j], False
+    return list(ids), False
+
+
+@dataclass
+class WarmupBatch:
+    """The n conditioned sequences of a batch, one row per (example, warmup), example-major."""
+
+    input_ids: torch.Tensor  # decoder inputs (enc-dec) or full sequences (decoder-only)
+    attention_mask: torch.Tensor | None  # decoder-only only
+    labels: torch.Tensor  # next-token targets; IGNORE on prompt and padding
+    target_mask: torch.Tensor  # label positions holding y (and its EOS)
+    warmup_mask: torch.Tensor  # label positions holding c_i and SEP
+
+    def to(self, device) -> WarmupBatch:
+        return WarmupBatch(*(None if t is None else t.to(device) for t in (
+            self.input_ids, self.attention_mask, self.labels, self.target_mask,
+            self.warmup_mask)))
+
+
+class Warmup(Method):
+    name = "warmup"
+
+    def __init__(self, options: dict[str, Any], tokenizer, arch: str) -> None:
+        super().__init__(options, tokenizer, arch)
+        self.opts = WarmupOptions.from_dict(options)
+        self.sep_ids = tokenizer(self.opts.separator, add_special_tokens=False)["input_ids"]
+        if not self.sep_ids or tokenizer.unk_token_id in self.sep_ids:
+            raise ValueError(f"warmup: separator {self.opts.separator!r} does not encode without "
+                             "<unk> in this tokenizer")
+        self.stop = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
+
+    # --- sampling -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample_warmups(self, model, batch: dict[str, torch.Tensor]) -> list[list[list[int]]]:
+        """n warmups per example as token-id lists, sampled in eval mode without gradient."""
+        prompts = prompt_inputs(batch, self.arch, self.tokenizer.pad_token_id)
+        n = self.opts.n
+        was_training = model.training
+        model.eval()
+        try:
+            out = generate(model, self.tokenizer, self.arch, prompts,
+                           do_sample=self.opts.do_sample, num_beams=max(self.opts.num_beams, n),
+                           num_return_sequences=n, max_new_tokens=self.opts.warmup_len)
+        finally:
+            model.train(was_training)
+        if self.arch == ENCODER_DECODER:
+            out = out[:, 1:]  # drop the decoder start token
+        rows = [cut_warmup(r, self.sep_ids, self.stop)[0] for r in out.tolist()]
+        return [rows[b * n : (b + 1) * n] for b in range(len(rows) // n)]
+
+    # --- the conditioned batch ------------------------------------------------------------
+
+    def build(self, batch: dict[str, torch.Tensor], warmups: list[list[list[int]]],
+              decoder_start: int = 0) -> WarmupBatch:
+        """Sequences `c_i SEP y` (after the prompt for decoder-only) with their masks."""
+        targets = [row[row != IGNORE].tolist() for row in batch["labels"]]
+        prompts = prompt_rows(batch, self.arch, self.tokenizer.pad_token_id)
+        seqs, labels, tmask, wmask = [], [], [], []
+        for b, y in enumerate(targets):
+            for c in warmups[b]:
+                w = c + self.sep_ids
+                if self.arch == ENCODER_DECODER:
+                    lab = w + y
+                    seqs.append([decoder_start] + lab[:-1])
+                    labels.append(lab)
+                    wmask.append([1] * len(w) + [0] * len(y))
+                else:
+                    p = prompts[b]
+                    seqs.append(p + w + y)
+                    labels.append([IGNORE] * len(p) + w + y)
+                    wmask.append([0] * len(p) + [1] * len(w) + [0] * len(y))
+                tmask.append([0] * (len(labels[-1]) - len(y)) + [1] * len(y))
+        pad_id = self.tokenizer.pad_token_id
+        input_ids = pad(seqs, pad_id)
+        attn = None
+        if self.arch != ENCODER_DECODER:
+            attn = pad([[1] * len(s) for s in seqs], 0)
+        return WarmupBatch(input_ids, attn, pad(labels, IGNORE), pad(tmask, 0).bool(),
+                           pad(wmask, 0).bool())
+
+    def forward_logprobs(self, model, batch: dict[str, torch.Tensor],
+                         wb: WarmupBatch) -> torch.Tensor:
+        """Log-probability of each label token [B*n, T]; 0 where the label is IGNORE."""
+        n = self.opts.n
+        if self.arch == ENCODER_DECODER:
+            enc = model.get_encoder()(input_ids=batch["input_ids"],
+                                      attention_mask=batch["attention_mask"])
+            hidden = enc.last_hidden_state.repeat_interleave(n, dim=0)  # expand, not recompute
+            mask = batch["attention_mask"].repeat_interleave(n, dim=0)
+            logits = model(encoder_outputs=(hidden,), attention_mask=mask,
+                           decoder_input_ids=wb.input_ids).logits
+            labels = wb.labels
+        else:
+            logits = model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits
+            logits, labels = logits[:, :-1], wb.labels[:, 1:]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        safe = labels.clamp_min(0)
+        tok = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
+        return tok.masked_fill(labels == IGNORE, 0.0)
+
+    # --- the loss ---------------------------------------------------------------------------
+
+    def loss(self, model, batch):
+        t0 = time.perf_counter()
+        warmups = self.sample_warmups(model, batch)
+        t1 = time.perf_counter()
+        wb = self.build(batch, warmups, decoder_start(model)).to(batch["input_ids"].device)
+        tok = self.forward_logprobs(model, batch, wb)
+        tmask, wmask = target_and_warmup_masks(wb, self.arch)
+        loss = warmup_loss(tok, tmask, wmask, self.opts.n, self.opts.loss)
+        logs = {"sample_seconds": t1 - t0,
+                "warmup_tokens": float(sum(len(c) for cs in warmups for c in cs))}
+        return loss, logs
+
+    # --- decoding ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def decode(self, model, batch, decoding):
+        start = time.perf_counter()
+        beams = decoding["num_beams"]
+        sample = self.opts.decode_warmup == "sample"
+        out = generate(model, self.tokenizer, self.arch, batch, do_sample=sample,
+                       num_beams=1 if sample else beams, max_new_tokens=self.opts.warmup_len)
+        if self.arch == ENCODER_DECODER:
+            out = out[:, 1:]
+        cut = [cut_warmup(r, self.sep_ids, self.stop) for r in out.tolist()]
+        prefixes = [c + self.sep_ids for c, _ in cut]
+        targets = self.decode_targets(model, batch, prefixes, decoding)
+        secs = (time.perf_counter() - start) / len(cut)
+        return [{"hypothesis": self.tokenizer.decode(t, skip_special_tokens=True).strip(),
+                 "warmup": self.tokenizer.decode(c, skip_special_tokens=True).strip(),
+                 "separator_found": found, "decode_seconds": secs}
+                for t, (c, found) in zip(targets, cut, strict=True)]
+
+    def decode_targets(self, model, batch, prefixes: list[list[int]],
+                       decoding: dict[str, Any]) -> list[list[int]]:
+        """Beam-search the target after each forced prefix `c SEP`; returns the new ids."""
+        kw = {"num_beams": decoding["num_beams"], "max_new_tokens": decoding["max_new_tokens"]}
+        pad_id = self.tokenizer.pad_token_id
+        if self.arch != ENCODER_DECODER:
+            prompts = prompt_rows(batch, self.arch, pad_id)
+            rows = [p + w for p, w in zip(prompts, prefixes, strict=True)]
+            ids = pad(rows, pad_id, left=True).to(batch["input_ids"].device)
+            mask = pad([[1] * len(r) for r in rows], 0, left=True).to(ids.device)
+            out = generate(model, self.tokenizer, self.arch,
+                           {"input_ids": ids, "attention_mask": mask}, **kw)
+            return [strip_specials(r, self.stop) for r in out.tolist()]
+        results: list[list[int]] = [[] for _ in prefixes]
+        by_len: dict[int, list[int]] = {}
+        for i, p in enumerate(prefixes):  # equal-length decoder prefixes batch together
+            by_len.setdefault(len(p), []).append(i)
+        for length, idx in by_len.items():
+            sub = {k: v[idx] for k, v in batch.items()}
+            dec = torch.tensor([[decoder_start(model)] + prefixes[i] for i in idx],
+                               device=batch["input_ids"].device)
+            out = model.generate(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"],
+                                 decoder_input_ids=dec, pad_token_id=pad_id,
+                                 eos_token_id=self.tokenizer.eos_token_id, **kw)
+            for i, row in zip(idx, out[:, length + 1 :].tolist(), strict=True):
+                results[i] = strip_specials(row, self.stop)
+        return results
+
+
+def decoder_start(model) -> int:
+    return getattr(model.config, "decoder_start_token_id", None) or 0
+
+
+def strip_specials(ids: list[int], stop: set[int]) -> list[int]:
+    """Generated ids up to the first EOS/pad."""
+    for j, t in enumerate(ids):
+        if t in stop:
+            return ids[:j]
+    return ids
+
+
+def prompt_rows(batch: dict[str, torch.Tensor], arch: str, pad_id: int) -> list[list[int]]:
+    """The decoder-only prompt of each example: in a training batch the attended positions whose
+    label is IGNORE, in a generation batch (no labels) every attended position."""
+    if arch == ENCODER_DECODER:
+        return [[] for _ in range(batch["input_ids"].shape[0])]
+    keep = batch["attention_mask"] == 1
+    if "labels" in batch:
+        keep &= batch["labels"] == IGNORE
+    return [ids[k].tolist() for ids, k in zip(batch["input_ids"], keep, strict=True)]
+
+
+def prompt_inputs(batch: dict[str, torch.Tensor], arch: str, pad_id: int) -> dict:
+    """Generation inputs: the encoder inputs, or the left-padded decoder-only prompts."""
+    if arch == ENCODER_DECODER:
+        return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    rows = prompt_rows(batch, arch, pad_id)
+    ids = pad(rows, pad_id, left=True).to(batch["input_ids"].device)
+    mask = pad([[1] * len(r) for r in rows], 0, left=True).to(ids.device)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def target_and_warmup_masks(wb: WarmupBatch, arch: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks aligned with the token log-probs (shifted by one for decoder-only models)."""
+    if arch == ENCODER_DECODER:
+        return wb.target_mask, wb.warmup_mask
+    return wb.target_mask[:, 1:], wb.warmup_mask[:, 1:]
+
+
+def warmup_loss(tok_logp: torch.Tensor, target_mask: torch.Tensor, warmup_mask: torch.Tensor,
+                n: int, variant: str) -> torch.Tensor:
+    """The loss of one batch from per-token log-probs [B*n, T] (rows example-major).
+
+    CE_i = -mean over y tokens of log p; joint CE_i = -mean over c_i, SEP and y tokens.
+    """
+    tmask, wmask = target_mask.float(), warmup_mask.float()
+    ce = -(tok_logp * tmask).sum(-1) / tmask.sum(-1).clamp_min(1)  # [B*n]
+    ce = ce.view(-1, n)
+    if variant == "target_mean":
+        return ce.mean()
+    jmask = tmask + wmask
+    joint = (-(tok_logp * jmask).sum(-1) / jmask.sum(-1).clamp_min(1)).view(-1, n)
+    if variant == "joint":
+        return joint.mean()
+    if variant == "reward_weighted":
+        ll = (tok_logp * tmask).sum(-1).view(-1, n)  # log P(y | c_i, x)
+        w = torch.softmax(ll.detach(), dim=-1)
+        return (w * joint).sum(-1).mean()
+    if variant == "reinforce":
+        g = (tok_logp * wmask).sum(-1).view(-1, n)  # log P(c_i SEP | x)
+        reward = (-ce).detach()
+        advantage = reward - reward.mean(-1, keepdim=True)
+        return ce.mean() - (advantage * g).mean()
+    raise ValueError(f"unknown warmup loss '{variant}'")
+

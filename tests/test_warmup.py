@@ -1,0 +1,255 @@
+"""Warmup Generations: the loss against hand-built per-warmup cross-entropies, masks, sampling
+without gradient, determinism, every loss variant's formula, and decoding."""
+
+import math
+
+import pytest
+import torch
+
+from repro.batching import IGNORE, Collator, encode_record, prompt_batch
+from repro.methods import get_method
+from repro.methods import warmup as wm
+from repro.models import ENCODER_DECODER, build_tiny, load_model, load_tokenizer
+
+TEXTS = ["the red cat sees a dog", "a small bird eats", "big dogs like the blue bird"] * 20
+RECS = [{"id": "1", "source": "the red cat", "target": "a dog"},
+        {"id": "2", "source": "a small bird eats the cat", "target": "the blue bird eats"}]
+TINY = {"t5": {"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1,
+               "num_heads": 2, "dropout_rate": 0.1},
+        "llama": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                  "num_attention_heads": 2, "num_key_value_heads": 1}}
+
+
+@pytest.fixture(scope="module", params=["t5", "llama"])
+def setup(request, tmp_path_factory):
+    family = request.param
+    m = build_tiny("m", {"family": family, "config": TINY[family],
+                         "tokenizer": {"vocab_size": 60}}, TEXTS,
+                   tmp_path_factory.mktemp(family))
+    tok = load_tokenizer(m["path"], m["arch"])
+    model = load_model(m["path"], m["arch"])
+    feats = [encode_record(r, tok, m["arch"], 64, 64, "\n=>") for r in RECS]
+    batch = Collator(tok.pad_token_id, m["arch"])(feats)
+    return m["arch"], tok, model, feats, batch
+
+
+def method(setup, **opts):
+    arch, tok, *_ = setup
+    return get_method("warmup", {"n": 3, "warmup_len": 4, "num_beams": 3, **opts}, tok, arch)
+
+
+def fixed_warmups(tok):
+    a, b = tok("red cat", add_special_tokens=False)["input_ids"], tok(
+        "dog", add_special_tokens=False)["input_ids"]
+    return [[a, b, []], [b, a + b, a]]  # includes an empty warmup
+
+
+def hand_target_ce(model, arch, feat, warmup, sep, start):
+    """CE of y given x and one warmup, from one separate model call (encoder recomputed)."""
+    y = feat["target_ids"]
+    if arch == ENCODER_DECODER:
+        dec = [start] + warmup + sep + y[:-1]
+        logits = model(input_ids=torch.tensor([feat["prompt_ids"]]),
+                       decoder_input_ids=torch.tensor([dec])).logits[0]
+        rows = logits[len(warmup) + len(sep):]
+    else:
+        seq = feat["prompt_ids"] + warmup + sep + y
+        logits = model(input_ids=torch.tensor([seq])).logits[0]
+        first = len(feat["prompt_ids"]) + len(warmup) + len(sep)
+        rows = logits[first - 1 : first - 1 + len(y)]
+    logp = torch.log_softmax(rows.double(), -1)
+    return -sum(logp[t, y[t]].item() for t in range(len(y))) / len(y)
+
+
+def test_target_mean_equals_average_of_separate_ces(setup, monkeypatch):
+    arch, tok, model, feats, batch = setup
+    meth = method(setup)
+    warmups = fixed_warmups(tok)
+    monkeypatch.setattr(meth, "sample_warmups", lambda m, b: warmups)
+    model.eval()  # no dropout, so the batched and separate forwards are comparable
+    loss, _ = meth.loss(model, batch)
+    start = wm.decoder_start(model)
+    hand = [hand_target_ce(model, arch, f, c, meth.sep_ids, start)
+            for f, cs in zip(feats, warmups, strict=True) for c in cs]
+    assert loss.item() == pytest.approx(sum(hand) / len(hand), abs=1e-5)
+
+
+def test_masks_cover_warmup_separator_and_prompt_exactly(setup):
+    arch, tok, model, feats, batch = setup
+    meth = method(setup)
+    warmups = fixed_warmups(tok)
+    wb = meth.build(batch, warmups, wm.decoder_start(model))
+    sep = meth.sep_ids
+    row = 0
+    for f, cs in zip(feats, warmups, strict=True):
+        for c in cs:
+            lab = wb.labels[row]
+            w = wb.warmup_mask[row].nonzero().flatten().tolist()
+            t = wb.target_mask[row].nonzero().flatten().tolist()
+            assert [lab[i].item() for i in w] == c + sep
+            assert [lab[i].item() for i in t] == f["target_ids"]
+            if arch != ENCODER_DECODER:
+                p = len(f["prompt_ids"])
+                assert (lab[:p] == IGNORE).all() and w[0] == p
+                assert wb.input_ids[row, :p].tolist() == f["prompt_ids"]
+            assert not set(w) & set(t)
+            labelled = (lab != IGNORE).nonzero().flatten().tolist()
+            assert sorted(w + t) == labelled  # nothing else carries a label
+            row += 1
+
+
+def test_sampling_has_no_gradient_and_eval_mode(setup, monkeypatch):
+    arch, tok, model, feats, batch = setup
+    meth = method(setup)
+    seen = {}
+    real = wm.generate
+
+    def spy(m, *a, **kw):
+        seen["grad"], seen["training"] = torch.is_grad_enabled(), m.training
+        out = real(m, *a, **kw)
+        seen["requires_grad"] = out.requires_grad
+        return out
+
+    monkeypatch.setattr(wm, "generate", spy)
+    model.train()
+    loss, _ = meth.loss(model, batch)
+    assert seen == {"grad": False, "training": False, "requires_grad": False}
+    assert model.training  # restored after sampling
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    model.zero_grad()
+
+
+def test_samples_are_ids_cut_at_separator(setup):
+    arch, tok, model, feats, batch = setup
+    meth = method(setup, warmup_len=6)
+    torch.manual_seed(0)
+    warmups = meth.sample_warmups(model, batch)
+    assert len(warmups) == 2 and all(len(cs) == 3 for cs in warmups)
+    for cs in warmups:
+        for c in cs:
+            assert len(c) <= 6 and all(isinstance(t, int) for t in c)
+            assert tok.eos_token_id not in c and tok.pad_token_id not in c
+
+
+def test_same_seed_same_loss(setup):
+    arch, tok, model, feats, batch = setup
+    model.train()
+    losses = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        losses.append(method(setup).loss(model, batch)[0].item())
+    assert losses[0] == losses[1] and math.isfinite(losses[0])
+
+
+# --- each variant's formula on a hand example --------------------------------------------
+
+# two examples x two warmups; per row: log-probs of 2 warmup tokens then 2 target tokens
+TOK = torch.tensor([[-1.0, -2.0, -0.5, -1.5],
+                    [-0.2, -0.0, -2.0, -1.0],
+                    [-3.0, -1.0, -0.1, -0.3],
+                    [-0.5, -0.5, -1.0, -1.0]])
+WMASK = torch.tensor([[1, 1, 0, 0]] * 4).bool()
+TMASK = torch.tensor([[0, 0, 1, 1]] * 4).bool()
+
+
+def test_variant_target_mean():
+    ce = [1.0, 1.5, 0.2, 1.0]  # mean NLL of the two target tokens per row
+    got = wm.warmup_loss(TOK, TMASK, WMASK, 2, "target_mean")
+    assert got.item() == pytest.approx(sum(ce) / 4)
+
+
+def test_variant_joint():
+    joint = [5.0 / 4, 3.2 / 4, 4.4 / 4, 3.0 / 4]
+    got = wm.warmup_loss(TOK, TMASK, WMASK, 2, "joint")
+    assert got.item() == pytest.approx(sum(joint) / 4)
+
+
+def test_variant_reward_weighted():
+    ll = [[-2.0, -3.0], [-0.4, -2.0]]  # log P(y | c_i, x), summed
+    joint = [[5.0 / 4, 3.2 / 4], [4.4 / 4, 3.0 / 4]]
+    expected = 0.0
+    for b in range(2):
+        z = sum(math.exp(v) for v in ll[b])
+        expected += sum(math.exp(ll[b][i]) / z * joint[b][i] for i in range(2))
+    got = wm.warmup_loss(TOK, TMASK, WMASK, 2, "reward_weighted")
+    assert got.item() == pytest.approx(expected / 2)
+
+
+def test_variant_reinforce_value_and_gradient():
+    ce = [[1.0, 1.5], [0.2, 1.0]]
+    g = [[-3.0, -0.2], [-4.0, -1.0]]  # log P(c_i | x): warmup tokens summed
+    expected = sum(map(sum, ce)) / 4
+    for b in range(2):
+        r = [-c for c in ce[b]]
+        mean = sum(r) / 2
+        expected -= sum((r[i] - mean) * g[b][i] for i in range(2)) / 4
+    tok = TOK.clone().requires_grad_(True)
+    got = wm.warmup_loss(tok, TMASK, WMASK, 2, "reinforce")
+    assert got.item() == pytest.approx(expected)
+    got.backward()
+    # the reward is a constant: the warmup tokens' gradient is -advantage / 4 per token
+    adv = [[0.25, -0.25], [0.4, -0.4]]  # reward -CE minus its mean over the two warmups
+    for b in range(2):
+        for i in range(2):
+            assert tok.grad[2 * b + i, 0].item() == pytest.approx(-adv[b][i] / 4)
+
+
+def test_unknown_options_rejected(setup):
+    with pytest.raises(ValueError, match="unknown options"):
+        method(setup, beams=3)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        method(setup, loss="nope")
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+def test_cut_warmup():
+    assert wm.cut_warmup([5, 6, 9, 9, 7], [9, 9], {1, 0}) == ([5, 6], True)
+    assert wm.cut_warmup([5, 1, 9, 9], [9, 9], {1, 0}) == ([5], False)  # EOS inside
+    assert wm.cut_warmup([5, 6, 7], [9, 9], {1, 0}) == ([5, 6, 7], False)  # no separator
+    assert wm.cut_warmup([9, 9, 5], [9, 9], {1, 0}) == ([], True)
+
+
+def test_decode_returns_text_after_separator(setup, monkeypatch):
+    arch, tok, model, feats, batch = setup
+    meth = method(setup)
+    sep = meth.sep_ids
+    red, dog = (tok(w, add_special_tokens=False)["input_ids"] for w in ("red", "dog"))
+    # stage 1 (forced): example 0 emits a separator, example 1 hits EOS first (no separator)
+    stage1 = [red + sep + dog, dog + [tok.eos_token_id]]
+    real = wm.generate
+    calls = []
+
+    def fake(m, t, a, b, **kw):
+        calls.append(kw)
+        if len(calls) == 1:
+            width = max(map(len, stage1))
+            rows = [r + [tok.pad_token_id] * (width - len(r)) for r in stage1]
+            if arch == ENCODER_DECODER:
+                rows = [[0] + r for r in rows]
+            return torch.tensor(rows)
+        return real(m, t, a, b, **kw)
+
+    monkeypatch.setattr(wm, "generate", fake)
+    gen_feats = [encode_record(r, tok, arch, 64, 4, "\n=>") for r in RECS]
+    pb = prompt_batch(gen_feats, tok.pad_token_id, arch)
+    targets = []
+    real_targets = meth.decode_targets
+
+    def spy_targets(m, b, prefixes, d):
+        targets.append(prefixes)
+        return [[*dog], [*red]]
+
+    monkeypatch.setattr(meth, "decode_targets", spy_targets)
+    model.eval()
+    out = meth.decode(model, pb, {"num_beams": 2, "max_new_tokens": 5})
+    assert targets[0] == [red + sep, dog + sep]  # SEP appended after each warmup
+    assert [o["separator_found"] for o in out] == [True, False]
+    assert [o["warmup"] for o in out] == ["red", "dog"]
+    assert [o["hypothesis"] for o in out] == ["dog", "red"]
+    # and the real second stage runs on both architectures, returning the text after SEP
+    monkeypatch.setattr(meth, "decode_targets", real_targets)
+    calls.clear()
+    out = meth.decode(model, pb, {"num_beams": 2, "max_new_tokens": 5})
+    assert len(out) == 2 and all(isinstance(o["hypothesis"], str) for o in out)
