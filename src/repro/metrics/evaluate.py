@@ -13,6 +13,7 @@ from repro.metrics.classification import accuracy_macro_f1, parse_choice
 from repro.metrics.comet import comet_score
 from repro.metrics.mt import bleu_chrf
 from repro.metrics.summarization import bertscore, rouge
+from repro.metrics.warmup_analysis import warmup_analysis
 
 TASK_METRICS: dict[str, list[str]] = {
     "translation": ["bleu", "chrf", "comet"],
@@ -178,8 +179,13 @@ def evaluate_files(
         align(predictions, references)
     except DataError as e:
         raise DataError(f"{predictions_path}: {e}") from e
-    return {
+    result = {
         "task": task,
         "n": len(references),
         "metrics": evaluate_task(task, predictions, references, cfg),
     }
+    if any("warmup" in p for p in predictions):
+        by_id = {p["id"]: p for p in predictions}
+        ordered = [by_id[r["id"]] for r in references]
+        result["analysis"] = warmup_analysis(ordered, references, cfg.get("target_lang"))
+    return result
