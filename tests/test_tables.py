@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
+from repro.latex import escape, to_latex
 from repro.tables import (
     TIDY_COLUMNS,
     Cell,
+    Published,
+    cells_frame,
     format_cell,
+    format_published,
+    load_published,
     read_tidy_csv,
     task_table,
     tidy_frame,
+    to_html,
     to_markdown,
     write_task_tables,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 COMET_SKIP = "no COMET model configured (set metrics.comet.model)"
 
@@ -100,10 +110,11 @@ def test_columns_and_row_order(results):
         ("m", "warmup", "default"),
         ("m", "ntp", "default"),
     ]
+    # the paper's order: BLEU, COMET, chrF++
     assert list(t.frame.columns) == [
         ("BLEU", "a"), ("BLEU", "b"), ("BLEU", "Avg"),
-        ("chrF++", "a"), ("chrF++", "b"), ("chrF++", "Avg"),
         ("COMET", "a"), ("COMET", "b"), ("COMET", "Avg"),
+        ("chrF++", "a"), ("chrF++", "b"), ("chrF++", "Avg"),
     ]  # fmt: skip
 
 
@@ -150,8 +161,10 @@ def test_avg_column(results):
 
 def test_no_avg_with_one_dataset(results):
     t = task_table(results, "knowledge")
-    assert list(t.frame.columns) == [("EM", "kb"), ("F1", "kb")]
+    # EM fills the co-supervision table's Correctness column (footnoted); F1 is an extra column
+    assert list(t.frame.columns) == [("Correctness", "kb"), ("F1", "kb")]
     assert row(t, "sft")[("F1", "kb")] == "45.50"
+    assert "Correctness = `exact_match`" in t.footnotes
 
 
 def test_skipped_and_missing(results):
@@ -190,12 +203,14 @@ def test_markdown_shape(results):
     md = to_markdown(task_table(results, "translation"))
     lines = md.splitlines()
     assert lines[0].startswith("# Translation")
+    # one panel per metric, as in the paper: "## BLEU", then a table with the datasets
+    assert [ln for ln in lines if ln.startswith("## ")] == ["## BLEU", "## COMET", "## chrF++"]
     table = [ln for ln in lines if ln.startswith("|")]
-    assert len(table) == 2 + 3  # header, rule, 3 rows
+    assert len(table) == 3 * (2 + 3)  # per panel: header, rule, 3 rows
     assert all(ln.count("|") == table[0].count("|") for ln in table)
-    assert "BLEU (a)" in table[0] and "COMET (Avg)" in table[0]
+    assert [c.strip() for c in table[0].strip("|").split("|")][3:] == ["a", "b", "Avg"]
     cells = [c.strip() for c in table[2].strip("|").split("|")]
-    assert cells[:4] == ["m", "sft", "default", "11.00 ± 1.41"]
+    assert cells == ["m", "sft", "default", "11.00 ± 1.41", "20.00 ± 0.00", "15.50"]
     assert f"[1] {COMET_SKIP}" in md
     assert "`nrefs:1|tok:13a`" in md and "`nrefs:1|chrF2++`" in md
 
@@ -226,3 +241,239 @@ def test_task_without_runs(results):
     t = task_table(results, "summarization")
     assert t.frame.empty and t.footnotes == []
     assert to_markdown(t).startswith("# Summarization results")
+
+
+# --- significance marks, provenance ---------------------------------------------------------
+
+PROV = {"config_sha256": "abc123", "git_commit": "deadbeef",
+        "versions": {"sacrebleu": "2.6.0", "torch": "2.13.0"}}
+
+
+def test_significance_marks(results):
+    pv = {
+        (("m", "warmup", "default"), "bleu", "a"): 0.01,  # significant
+        (("m", "warmup", "default"), "chrf", "a"): 0.30,  # tested, not significant
+        (("m", "warmup", "default"), "bleu", "Avg"): 0.001,  # averages are never marked
+    }
+    t = task_table(results, "translation", pvalues=pv, significance="† = p < 0.05")
+    warm = row(t, "warmup")
+    assert warm[("BLEU", "a")] == "14.00 ± 1.41† (+3.00)"
+    assert warm[("chrF++", "a")] == "41.00 ± 0.00 (+0.00)"
+    assert warm[("BLEU", "Avg")] == "16.50 (+1.00)"
+    assert t.cells[(("m", "warmup", "default"), ("chrF++", "a"))].p_value == 0.30
+    assert "† = p < 0.05" in to_markdown(t)
+    # nothing tested: no explanation printed
+    assert task_table(results, "translation", significance="x").significance == ""
+
+
+def test_provenance_in_footer(results):
+    recs = [{**r, "provenance": PROV} for r in results]
+    md = to_markdown(task_table(recs, "translation"))
+    assert "git commit: `deadbeef`" in md
+    assert "config sha256: `" in md and "sacrebleu 2.6.0" in md
+    assert "`nrefs:1|tok:13a`" in md  # the sacrebleu signature
+    tidy = tidy_frame(recs)
+    assert set(tidy["config_sha256"]) == {"abc123"} and set(tidy["git_commit"]) == {"deadbeef"}
+
+
+# --- co-supervision layout: per dataset correctness/retrieval/grounding, group averages ------
+
+
+def kn(c, r, g):
+    return {"answer_em": {"value": c}, "r_precision": {"value": r}, "grounding": {"value": g}}
+
+
+@pytest.fixture
+def cosup():
+    """ntp (2 seeds), nsp and ntp+nsp on two in-domain sets and one out-of-domain set."""
+    data = {
+        "ntp": {"nq": (30, 40, 10), "fever": (60, 50, 20), "zsre": (20, 30, 5)},
+        "nsp": {"nq": (25, 55, 30), "fever": (50, 60, 30), "zsre": (15, 45, 25)},
+        "ntp+nsp": {"nq": (40, 60, 40), "fever": (70, 70, 40), "zsre": (30, 50, 35)},
+    }
+    res = []
+    for method, per in data.items():
+        for ds, (c, r, g) in per.items():
+            res.append(rec("knowledge", ds, "llama", method, 0, kn(c, r, g)))
+            if method == "ntp":
+                res.append(rec("knowledge", ds, "llama", method, 1, kn(c + 2, r, g)))
+    return res
+
+
+GROUPS = {"In-domain": ["nq", "fever", "wow"], "Out-of-domain": ["zsre"]}
+
+
+def test_cosup_layout_and_group_averages(cosup):
+    t = task_table(cosup, "knowledge", groups=GROUPS)
+    assert t.baseline_method == "ntp"  # the spec's baseline, not sft
+    assert list(t.frame.index) == [("llama", m, "default") for m in ("ntp", "nsp", "ntp+nsp")]
+    labels = ["Correctness", "Retrieval", "Grounding"]
+    want = [(lab, d) for d in ("nq", "fever", "zsre", "In-domain", "Out-of-domain", "Avg")
+            for lab in labels]
+    assert list(t.frame.columns) == want
+    ntp, both = row(t, "ntp", "llama"), row(t, "ntp+nsp", "llama")
+    assert ntp[("Correctness", "nq")] == "31.00 ± 1.41"
+    assert ntp[("Correctness", "In-domain")] == "46.00"  # mean(31, 61): wow has no runs
+    assert both[("Correctness", "In-domain")] == "55.00 (+9.00)"
+    assert both[("Retrieval", "Out-of-domain")] == "50.00 (+20.00)"
+    assert both[("Grounding", "Avg")] == "38.33 (+26.67)"  # mean(40,40,35) - mean(10,20,5)
+    assert row(t, "nsp", "llama")[("Retrieval", "nq")] == "55.00 (+15.00)"
+    assert "Correctness = `answer_em`" in t.footnotes
+
+
+def test_cosup_dataset_major_latex_header(cosup):
+    tex = to_latex(task_table(cosup, "knowledge", groups=GROUPS))
+    assert r"\multicolumn{3}{c}{nq}" in tex and r"\multicolumn{3}{c}{Out-of-domain}" in tex
+    assert r"\cmidrule(lr){4-6}" in tex
+    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 1
+
+
+def test_baseline_falls_back_to_default():
+    res = [rec("knowledge", "kb", "m", "sft", 0, KN), rec("knowledge", "kb", "m", "x", 0, KN)]
+    t = task_table(res, "knowledge")
+    assert t.baseline_method == "sft"
+    assert row(t, "x")[("F1", "kb")] == "45.50 (+0.00)"
+
+
+# --- published numbers ----------------------------------------------------------------------
+
+
+def pub(**kw):
+    base = {"task": "translation", "model": "m", "method": "warmup", "metric": "bleu",
+            "source": "paper, Table 1"}
+    return Published(**{**base, **kw})
+
+
+def test_published_value_and_gain(results):
+    entries = [
+        pub(dataset="a", value=15.0),  # absolute number: Δ = 14 - 15
+        pub(datasets=("a", "b"), gain=1.5),  # average gain over both datasets: Δ = 1.0 - 1.5
+        pub(metric="chrf", dataset="b", value=60.0, gain=3.0, source="site X"),
+    ]
+    t = task_table(results, "translation", published=entries)
+    pubs = t.published[("m", "warmup", "default")]
+    assert format_published(pubs[("BLEU", "a")]) == "15.00; Δ -1.00 [2]"
+    assert pubs[("BLEU", "a")].diff_value == pytest.approx(-1.0)
+    assert format_published(pubs[("BLEU", "Avg")]) == "(+1.50); Δ -0.50 [2]"
+    assert format_published(pubs[("chrF++", "b")]) == "60.00 (+3.00); Δ +5.00, +1.00 [3]"
+    assert t.footnotes[1:] == ["published: paper, Table 1", "published: site X"]
+    md = to_markdown(t)
+    lines = [ln for ln in md.splitlines() if ln.startswith("|")]
+    # the BLEU panel: sft, warmup, its published row, ntp
+    bleu = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines[2:6]]
+    assert bleu[2] == ["", "published", "", "15.00; Δ -1.00 [2]", "", "(+1.50); Δ -0.50 [2]"]
+    assert bleu[3][1] == "ntp"
+    cells = cells_frame(t)
+    c = cells[(cells["method"] == "warmup") & (cells["metric"] == "BLEU")
+              & (cells["column"] == "Avg")].iloc[0]
+    assert c["published_gain"] == 1.5 and c["diff_gain"] == pytest.approx(-0.5)
+    assert c["gain"] == pytest.approx(1.0)
+
+
+def test_published_without_our_number(results):
+    t = task_table(results, "translation", published=[pub(method="ntp", dataset="b", value=9.0)])
+    assert format_published(t.published[("m", "ntp", "default")][("BLEU", "b")]) == "9.00 [2]"
+
+
+def test_published_not_placed(results):
+    entries = [
+        pub(model="other", dataset="a", value=1.0),  # no such model in our runs
+        pub(datasets=("a", "b", "c"), gain=1.0),  # average over datasets we do not all have
+    ]
+    t = task_table(results, "translation", published=entries)
+    assert t.published == {}
+    assert len(t.summary) == 2 and all(s.startswith("Not shown:") for s in t.summary)
+    assert "no such run" in t.summary[0] and "not among our columns" in t.summary[1]
+    assert "Not shown" in to_markdown(t)
+
+
+def test_published_mean_over_metrics_line(cosup):
+    e = Published(task="knowledge", model="llama", method="ntp+nsp", metric="*", group="Avg",
+                  gain=14.2, baselines=("ntp", "nsp"), source="paper, abstract")
+    t = task_table(cosup, "knowledge", groups=GROUPS, published=[e])
+    assert len(t.summary) == 1
+    line = t.summary[0]
+    # ours: mean over 3 metrics and 2 baselines of the Avg-column gains
+    ntp = [(30 + 1 + 60 + 1 + 20 + 1) / 3, 40, 35 / 3]
+    nsp = [30, 160 / 3, 85 / 3]
+    both = [140 / 3, 60, 115 / 3]
+    ours = sum(b - x for base in (ntp, nsp) for b, x in zip(both, base, strict=True)) / 6
+    assert f"ours +{ours:.2f}" in line and "(+14.20); Δ " in line
+
+
+def test_load_published(tmp_path):
+    doc = {
+        "map": {"datasets": {"de-en": "wmt_de_en", "en-de": "wmt_en_de"},
+                "models": {"mT5-base": "mt5_base"}},
+        "groups": {"knowledge": {"In-domain": ["NQ"], "Out-of-domain": ["zsRE"]}},
+        "papers": {"warmup": {"tables": {"translation": [
+            {"model": "mT5-base", "method": "warmup", "metric": "bleu",
+             "datasets": ["de-en", "en-de"], "gain": 1.57, "baseline": "sft", "source": "s"},
+            {"model": "mT5-base", "method": "warmup", "metric": "bleu", "dataset": "de-en",
+             "value": 34.71, "source": "s2", "note": "model not stated"},
+        ]}}},
+    }
+    path = tmp_path / "published.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    entries, groups = load_published(path)
+    assert entries[0].model == "mt5_base" and entries[0].datasets == ("wmt_de_en", "wmt_en_de")
+    assert entries[0].baselines == ("sft",) and entries[0].gain == 1.57
+    assert entries[1].dataset == "wmt_de_en" and entries[1].value == 34.71
+    assert groups == {"knowledge": {"In-domain": ["NQ"], "Out-of-domain": ["zsRE"]}}
+    doc["papers"]["warmup"]["tables"]["translation"][0].pop("gain")
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"translation\[0\].*value.*gain"):
+        load_published(path)
+    assert load_published(None) == ([], {})
+
+
+def test_shipped_published_file_loads():
+    entries, groups = load_published(ROOT / "config" / "published.yaml")
+    assert {e.task for e in entries} >= {"translation", "summarization", "multiple_choice",
+                                         "knowledge"}
+    assert all(e.source for e in entries)
+    gains = {(e.task, e.model, e.metric): e.gain for e in entries if e.gain is not None}
+    assert gains[("translation", "mt5_base", "bleu")] == 1.57
+    assert gains[("multiple_choice", "llama32_1b", "macro_f1")] == 2.51
+    assert set(groups["knowledge"]) == {"In-domain", "Out-of-domain"}
+
+
+# --- LaTeX and HTML -------------------------------------------------------------------------
+
+
+def test_latex_booktabs_and_escaping(results):
+    res = [{**r, "dataset": r["dataset"] + "_x"} for r in results]
+    pv = {(("m", "warmup", "default"), "bleu", "a_x"): 0.01}
+    t = task_table(res, "translation", pvalues=pv, published=[pub(dataset="a_x", value=15.0)])
+    tex = to_latex(t)
+    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 1
+    assert tex.count(r"\midrule") >= 3  # header rule and between the three panels
+    assert r"a\_x" in tex and "a_x" not in tex.replace(r"a\_x", "")
+    assert r"14.00 $\pm$ 1.41$^\dagger$ (+3.00)" in tex
+    assert r"n/a\textsuperscript{1}" in tex
+    assert r"\textit{published}" in tex and r"$\Delta$ -1.00" in tex
+    assert r"\multicolumn{6}{l}{\textit{COMET}}" in tex
+    body = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "&" in ln]
+    assert all(ln.count("&") == 5 for ln in body)  # 3 row keys + 3 columns
+    assert escape("50% of a_b & c#") == r"50\% of a\_b \& c\#"
+
+
+def test_html_table(results):
+    t = task_table(results, "translation", published=[pub(dataset="a", value=15.0)])
+    page = to_html(t)
+    assert page.startswith("<!doctype html>") and page.count("<table>") == 3
+    assert "<tr class='published'>" in page and "<tr class='base'>" in page
+    assert "11.00 ± 1.41" in page and COMET_SKIP in page
+
+
+def test_write_all_formats(results, tmp_path):
+    paths = write_task_tables(results, tmp_path, formats=("md", "tex", "html", "csv", "cells"),
+                              groups={"knowledge": {"G": ["kb"]}})
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f"{t}{ext}" for t in ("translation", "knowledge")
+                           for ext in (".md", ".tex", ".html", ".csv", "_cells.csv"))
+    cells = pd.read_csv(tmp_path / "translation_cells.csv")
+    assert len(cells) == 3 * 9 and set(cells["baseline"]) == {"sft"}
+    assert "G" in set(pd.read_csv(tmp_path / "knowledge_cells.csv")["column"])
+    with pytest.raises(ValueError, match="unknown table format"):
+        write_task_tables(results, tmp_path, formats=("xls",))
