@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.image
+import pandas as pd
 import pytest
 
-from repro.plots import METHOD_COLORS, method_colors, plot_main_metric, plot_training_curves
+from repro.plots import (
+    METHOD_COLORS,
+    method_colors,
+    plot_ablation,
+    plot_main_metric,
+    plot_training_curve,
+    plot_training_curves,
+    plot_warmup_overlap,
+)
 
 
 def rec(task, dataset, method, seed, metrics, model="m", variant="default"):
@@ -103,3 +112,56 @@ def test_training_curves(tmp_path, curves):
     out = plot_training_curves(curves, tmp_path / "curves.png")
     assert out == tmp_path / "curves.png"
     check_outputs(out)
+
+
+# --- ablations, per-run curves, warmup overlap ---------------------------------------------
+
+
+def ablation_frame(xs, methods=("warmup",), seeds=(0, 1), datasets=("a",), task="translation"):
+    rows = []
+    for ds in datasets:
+        for method in methods:
+            for x in xs:
+                for seed in seeds:
+                    value = 20.0 + (x if isinstance(x, int | float) else len(str(x))) + seed
+                    rows.append({"task": task, "dataset": ds, "metric": "bleu",
+                                 "method": method, "model": "m", "x": x, "seed": seed,
+                                 "value": value, "series": f"m · {method}"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    "xs", [[1, 2, 4, 8], [0.1, 0.5, 1.0], ["gpt2", "tinyllama", "llama2"]],
+    ids=["powers-of-two", "numeric", "categorical"],
+)
+def test_ablation_plot(tmp_path, xs):
+    points = ablation_frame(xs, methods=("warmup", "ntp+nsp"), datasets=("a", "b"))
+    bases = pd.DataFrame([{"task": "translation", "dataset": "a", "label": "m · sft",
+                           "method": "sft", "metric": "bleu", "value": 21.0}])
+    out = plot_ablation(points, "Warmup samples n (count)", tmp_path / "abl.png", bases)
+    check_outputs(out)
+
+
+def test_ablation_plot_sparse(tmp_path):
+    points = ablation_frame([2, 4], seeds=(0,))
+    points.loc[0, "value"] = float("nan")  # a skipped metric
+    check_outputs(plot_ablation(points, "n", tmp_path / "sparse.png"))
+    empty = points.iloc[0:0]
+    check_outputs(plot_ablation(empty, "n", tmp_path / "empty.png"))
+
+
+def test_training_curve_per_run(tmp_path):
+    rows = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.5}, {"step": 2, "eval_loss": 2.7}]
+    check_outputs(plot_training_curve("translation/a/m/sft/default/seed0", rows,
+                                      tmp_path / "run.png"))
+    check_outputs(plot_training_curve("x", [], tmp_path / "none.png"))
+
+
+def test_warmup_overlap_histogram(tmp_path):
+    values = {
+        ("translation", "a · m · warmup"): [0.0, 25.0, 50.0, 50.0, 100.0],
+        ("translation", "b · m · warmup"): [40.0, 60.0],
+        ("summarization", "s · m · warmup"): [],
+    }
+    check_outputs(plot_warmup_overlap(values, tmp_path / "overlap.png"))
+    check_outputs(plot_warmup_overlap({}, tmp_path / "none.png"))

@@ -381,10 +381,17 @@ def test_published_not_placed(results):
         pub(datasets=("a", "b", "c"), gain=1.0),  # average over datasets we do not all have
     ]
     t = task_table(results, "translation", published=entries)
+    entries.append(pub(method="nsp", dataset="a", value=1.0))  # our model, no such method
+    t = task_table(results, "translation", published=entries)
     assert t.published == {}
-    assert len(t.summary) == 2 and all(s.startswith("Not shown:") for s in t.summary)
-    assert "no such run" in t.summary[0] and "not among our columns" in t.summary[1]
+    assert t.summary[0].startswith("Not shown: m warmup gain bleu on average over 3 datasets")
+    assert "not among our columns" in t.summary[0]
+    assert t.summary[1].startswith("Not shown: m nsp bleu on a: 1.00 (no such run)")
+    # entries about models or datasets we do not run are only counted
+    assert t.summary[2].startswith("1 published number of this task refers to models")
     assert "Not shown" in to_markdown(t)
+    only_elsewhere = task_table(results, "translation", published=entries[:1])
+    assert len(only_elsewhere.summary) == 1 and only_elsewhere.footnotes == [COMET_SKIP]
 
 
 def test_published_mean_over_metrics_line(cosup):

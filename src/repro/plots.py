@@ -1,11 +1,15 @@
-"""Figures: main metric per task as grouped bars, and training-loss curves (PNG + PDF, Agg)."""
+"""Figures (PNG + PDF, Agg): main metric per task as grouped bars, training-loss curves (all runs
+and per run), ablations (metric against one setting, seeds as error bars) and the warmup-overlap
+histogram. Colours are fixed per method across every figure."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -149,7 +153,12 @@ def plot_main_metric(
     return save_figure(fig, out_path_png)
 
 
-def plot_training_curves(curves: dict[str, list[dict[str, Any]]], out_path_png: str | Path) -> Path:
+def plot_training_curves(
+    curves: dict[str, list[dict[str, Any]]],
+    out_path_png: str | Path,
+    title: str = "Training curves",
+    legend_inside: bool = False,
+) -> Path:
     """Training loss (solid) and eval loss (dashed, if logged) against step, one colour per run."""
     fig = Figure(figsize=(6.5, 4.2), layout="constrained")
     ax = fig.subplots()
@@ -167,14 +176,143 @@ def plot_training_curves(curves: dict[str, list[dict[str, Any]]], out_path_png: 
                 continue
             xs, ys = zip(*pts, strict=True)
             marker = "o" if kind == "eval" or len(pts) == 1 else None
-            ax.plot(xs, ys, style, color=color, marker=marker, ms=3, label=f"{run} ({kind})")
+            label = f"{run} ({kind})" if len(curves) > 1 else f"{kind} loss"
+            ax.plot(xs, ys, style, color=color, marker=marker, ms=3, label=label)
             drawn = True
     ax.set_xlabel("Optimizer step")
     ax.set_ylabel("Loss")
-    ax.set_title("Training curves")
+    ax.set_title(title, fontsize="medium")
     if drawn:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        if legend_inside:
+            ax.legend(fontsize="small", frameon=False)
+        else:
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      frameon=False)
     else:
         _empty(ax, "no training logs")
+    return save_figure(fig, out_path_png)
+
+
+def plot_training_curve(run_id: str, rows: list[dict[str, Any]], out_path_png: str | Path) -> Path:
+    """One run's training (and eval) loss against step, titled with the run id."""
+    return plot_training_curves({run_id: rows}, out_path_png, title=run_id, legend_inside=True)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Path,
+                  baselines: pd.DataFrame | None = None) -> Path:
+    """Metric against one ablation axis: a panel per (task, dataset), a line per series.
+
+    points: columns task, dataset, series, method, metric, x, seed, value (one row per run);
+    a series is one setting of everything else (model, method, other options). Points are
+    means over seeds with the sample standard deviation as error bars. Numeric x values are
+    placed on a numeric axis (log2 when they are powers of two spanning >= 4x), others in
+    order of appearance. `baselines` (task, dataset, label, metric, value): runs without the
+    axis (e.g. SFT), drawn as dashed horizontal lines (mean over their seeds).
+    """
+    panels = list(dict.fromkeys(zip(points["task"], points["dataset"], strict=True)))
+    ncols = min(3, max(1, len(panels)))
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colors = method_colors(points["method"]) if len(points) else {}
+    handles: dict[str, Any] = {}
+    if not panels:
+        _empty(axes[0], "no runs on this axis")
+    for ax, (task, dataset) in zip(axes, panels, strict=False):
+        sub = points[(points["task"] == task) & (points["dataset"] == dataset)]
+        metric = str(sub["metric"].iloc[0])
+        xs_all = list(dict.fromkeys(sub["x"]))
+        numeric = all(_is_number(x) for x in xs_all)
+        pos = {x: float(x) for x in xs_all} if numeric else {x: i for i, x in enumerate(xs_all)}
+        series = list(dict.fromkeys(sub["series"]))
+        markers = "osD^v<>p"
+        for i, s in enumerate(series):
+            g = sub[sub["series"] == s].dropna(subset=["value"])
+            if g.empty:
+                continue
+            stats = g.groupby("x", sort=False)["value"].agg(["mean", "std", "count"])
+            order = sorted(stats.index, key=lambda x: pos[x])
+            xs = [pos[x] for x in order]
+            ys = [float(stats.loc[x, "mean"]) for x in order]
+            es = [float(stats.loc[x, "std"]) if stats.loc[x, "count"] > 1 else 0.0 for x in order]
+            method = str(g["method"].iloc[0])
+            color = colors.get(method, f"C{i}")
+            h = ax.errorbar(xs, ys, yerr=es if any(es) else None, color=color, capsize=3,
+                            marker=markers[i % len(markers)], ms=5, lw=1.5, label=s,
+                            linestyle="-" if numeric else "none")
+            handles.setdefault(s, h)
+        if baselines is not None and len(baselines):
+            b = baselines[(baselines["task"] == task) & (baselines["dataset"] == dataset)]
+            for label, bg in b.groupby("label", sort=False):
+                mean = float(bg["value"].mean())
+                method = str(bg["method"].iloc[0]) if "method" in bg else ""
+                color = colors.get(method, METHOD_COLORS.get(method, "0.5"))
+                h = ax.axhline(mean, color=color, linestyle="--", lw=1.2, label=str(label))
+                handles.setdefault(h.get_label(), h)
+        if numeric:
+            vals = sorted(pos.values())
+            if vals[0] > 0 and all(float(v).is_integer() and int(v) & (int(v) - 1) == 0
+                                   for v in vals) and vals[-1] / vals[0] >= 4:
+                ax.set_xscale("log", base=2)
+            ax.set_xticks(vals)
+            ax.set_xticklabels([f"{v:g}" for v in vals])
+            ax.minorticks_off()
+        else:
+            ax.set_xticks(range(len(xs_all)))
+            ax.set_xticklabels([str(x) for x in xs_all], rotation=15 if len(xs_all) > 3 else 0)
+            ax.set_xlim(-0.5, len(xs_all) - 0.5)
+        ax.set_title(f"{task_name(task)} · {dataset}")
+        ax.set_xlabel(axis_label)
+        ax.set_ylabel(f"{metric_name(metric)} (0-100)")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                   ncols=min(3, len(handles)), fontsize="small", frameon=False)
+    fig.suptitle(f"Ablation: {axis_label} (mean over seeds, error bars: sample std)",
+                 fontsize="medium")
+    return save_figure(fig, out_path_png)
+
+
+def plot_warmup_overlap(values: dict[tuple[str, str], Sequence[float]],
+                        out_path_png: str | Path) -> Path:
+    """Histogram of the per-example warmup-word overlap with the reference (percent).
+
+    values: {(task, series label): overlaps of the non-empty warmups of that series' runs}; one
+    panel per task, one step histogram per series with its mean as a dashed line.
+    """
+    tasks = list(dict.fromkeys(t for t, _ in values))
+    fig = Figure(figsize=(max(5.0, 4.6 * len(tasks)), 3.9), layout="constrained")
+    axes = fig.subplots(1, max(1, len(tasks)), squeeze=False)[0]
+    if not tasks:
+        _empty(axes[0], "no warmup runs")
+    bins = [i * 10 for i in range(11)]
+    for ax, task in zip(axes, tasks, strict=False):
+        items = [(s, list(v)) for (t, s), v in values.items() if t == task]
+        drawn = False
+        for i, (label, vals) in enumerate(items):
+            if not vals:
+                continue
+            color = OTHER_COLORS[i % len(OTHER_COLORS)] if i else METHOD_COLORS["warmup"]
+            weights = [100.0 / len(vals)] * len(vals)
+            mean = sum(vals) / len(vals)
+            ax.hist(vals, bins=bins, weights=weights, histtype="step", lw=1.8, color=color,
+                    label=f"{label} (mean {mean:.1f}%, n={len(vals)})")
+            ax.axvline(mean, color=color, linestyle="--", lw=1)
+            drawn = True
+        ax.set_title(f"{task_name(task)}: warmup words found in the reference")
+        ax.set_xlabel("Warmup words occurring in the reference (% of the warmup's words)")
+        ax.set_ylabel("Test examples (%)")
+        ax.set_xlim(0, 100)
+        if drawn:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small", frameon=False, loc="upper left")
+        else:
+            _empty(ax, "every warmup is empty")
     return save_figure(fig, out_path_png)

@@ -691,18 +691,26 @@ def _place_published(
 ) -> None:
     """Put published entries beside the matching cells; lines for "*" and unplaced entries."""
     label_of = {c: ms.label for ms in specs for c in (*ms.candidates, ms.label)}
+    models = {r[0] for r in table.rows}
     unplaced: list[str] = []
+    elsewhere = 0
     for e in entries:
-        note = _footnote(table.footnotes, f"published: {e.source}" + (f" ({e.note})" if e.note
-                                                                      else ""))
         rows = [r for r in table.rows if r[0] == e.model and r[1] == e.method
                 and (e.variant is None or r[2] == e.variant)]
         if e.dataset:
             col = e.dataset if e.dataset in table.datasets else None
+            ours = col is not None
         elif e.group:
             col = e.group if e.group in table.groups else None
+            ours = col is not None
         else:
             col = next((g for g, ds in table.groups.items() if set(ds) == set(e.datasets)), None)
+            ours = bool(set(e.datasets) & set(table.datasets))
+        if e.model not in models or not ours:
+            elsewhere += 1  # about runs this config does not have: counted, not listed
+            continue
+        note = _footnote(table.footnotes,
+                         f"published: {e.source}" + (f" ({e.note})" if e.note else ""))
         what = f"{e.method} {'gain' if e.gain is not None else ''} {e.metric}".replace("  ", " ")
         if not rows or col is None:
             where = e.dataset or e.group or f"average over {len(e.datasets)} datasets"
@@ -742,6 +750,12 @@ def _place_published(
                 continue
             table.published.setdefault(row, {})[(labels[0], col)] = pub
     table.summary += [f"Not shown: {u}" for u in unplaced]
+    if elsewhere:
+        table.summary.append(
+            f"{elsewhere} published number{'s' if elsewhere > 1 else ''} of this task refer"
+            f"{'' if elsewhere > 1 else 's'} to models or datasets these runs do not have"
+            " (see the published-numbers file and its `map`)."
+        )
 
 
 def _label(row: RowKey) -> str:
