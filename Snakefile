@@ -15,6 +15,9 @@ if not workflow.overwrite_configfiles:
 validate(config, "config/schema.yaml", set_default=True)
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"

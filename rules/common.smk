@@ -94,3 +94,159 @@ def get_final_output():
         for name, d in config["datasets"].items()
     ]
     return data + all_metrics() + report_outputs()
+
+
+# --- report inputs ---
+# What the report rule reads and writes, decided from the config alone (outputs must be known
+# when the DAG is built): per-run predictions, references, resolved configs; one ablation plot
+# per axis with >= 2 values; the warmup-overlap histogram only when there are warmup runs.
+from repro import report as rr
+from repro.io import canonical_json
+from repro.tables import task_name
+
+RESOLVED = {r.id: rc.resolve(config, r) for r in RUNS}
+ABLATIONS = rr.ablation_axes(list(RESOLVED.values()), config["report"].get("ablations"))
+WARMUP_RUNS = [r for r in RUNS if r.method == "warmup"]
+
+
+def all_predictions():
+    return [f"{r.dir}/predictions.jsonl" for r in RUNS]
+
+
+def all_references():
+    return sorted({f"results/data/{r.task}/{r.dataset}/test.jsonl" for r in RUNS})
+
+
+def all_filter_stats():
+    return [
+        f"results/data/{d['task']}/{name}/filter_stats.json"
+        for name, d in config["datasets"].items()
+    ]
+
+
+def published_file():
+    """The published-numbers file: as given, else relative to the workflow; [] when unset."""
+    path = config["report"].get("published")
+    if not path:
+        return []
+    p = Path(path)
+    return [str(p if p.is_absolute() or p.exists() else Path(workflow.basedir) / p)]
+
+
+def report_params():
+    """Everything the report rule depends on besides its input files, as canonical JSON."""
+    rep = config["report"]
+    return canonical_json(
+        {
+            "baseline": rep["baseline_method"],
+            "bootstrap_samples": rep["bootstrap_samples"],
+            "bootstrap_seed": rep["bootstrap_seed"],
+            "groups": rep["groups"],
+            "ablations": ABLATIONS,
+            "runs": RESOLVED,
+        }
+    )
+
+
+# the report() flag under another name: snakefmt takes a line starting `report(` for a directive
+in_report = report
+
+
+def _caption(name):
+    return f"../report/{name}.rst"
+
+
+def _run_labels(r):
+    return {
+        "dataset": r.dataset,
+        "model": r.model,
+        "method": r.method,
+        "variant": r.variant,
+        "seed": str(r.seed),
+    }
+
+
+def report_tables():
+    out = []
+    for task in TASKS:
+        for ext, fmt in (
+            ("html", "HTML"),
+            ("csv", "CSV (tidy, one row per run and metric)"),
+            ("tex", "LaTeX (booktabs)"),
+            ("md", "Markdown"),
+        ):
+            out.append(
+                in_report(
+                    f"results/tables/{task}.{ext}",
+                    caption=_caption("table"),
+                    category="Tables",
+                    subcategory=task_name(task),
+                    labels={"table": task_name(task), "format": fmt},
+                )
+            )
+    return out
+
+
+def report_cells():
+    return [f"results/tables/{task}_cells.csv" for task in TASKS]
+
+
+def run_curve_plots():
+    return [
+        in_report(
+            f"results/plots/training/{r.id}.png",
+            caption=_caption("run_curve"),
+            category="Plots",
+            subcategory="Training curves",
+            labels={"task": r.task, **_run_labels(r)},
+        )
+        for r in RUNS
+    ]
+
+
+def ablation_plots():
+    return [
+        in_report(
+            f"results/plots/ablation_{a['name']}.png",
+            caption=_caption("ablation"),
+            category="Plots",
+            subcategory="Ablations",
+            labels={"axis": a.get("label") or a["name"]},
+        )
+        for a in ABLATIONS
+    ]
+
+
+def warmup_plots():
+    if not WARMUP_RUNS:
+        return []
+    return [
+        in_report(
+            "results/plots/warmup_overlap.png",
+            caption=_caption("warmup_overlap"),
+            category="Plots",
+            subcategory="Warmup analysis",
+            labels={"figure": "warmup-word overlap with the reference"},
+        )
+    ]
+
+
+def run_config_files():
+    return [
+        in_report(
+            f"results/report/configs/{r.id}.json",
+            caption=_caption("run_config"),
+            category="Runs",
+            subcategory=task_name(r.task),
+            labels=_run_labels(r),
+        )
+        for r in RUNS
+    ]
+
+
+def plot_pdfs():
+    pngs = ["results/plots/main_metric.png", "results/plots/training_curves.png"]
+    pngs += [f"results/plots/training/{r.id}.png" for r in RUNS]
+    pngs += [f"results/plots/ablation_{a['name']}.png" for a in ABLATIONS]
+    pngs += ["results/plots/warmup_overlap.png"] if WARMUP_RUNS else []
+    return [p[: -len(".png")] + ".pdf" for p in pngs]

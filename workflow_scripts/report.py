@@ -1,18 +1,45 @@
-"""Snakemake adapter: tables per task and plots over every run."""
+"""Snakemake adapter: tables, plots and report pages over every run (repro.report)."""
 
 from pathlib import Path
 
 import _src_path  # noqa: F401  (repro from src/)
 
-from repro.report import write_report
+from repro.io import write_json
+from repro.report import ReportOutputs, write_report
 from repro.workflow import start
 
-params = start(snakemake)  # noqa: F821
+
+def paths(files):
+    """A named input/output as a list of paths (Snakemake gives one file as a string)."""
+    return [files] if isinstance(files, str) else list(files)
+
+
+smk = snakemake  # noqa: F821
+params = start(smk)["report"]
+out = smk.output
+for path in paths(out.configs):  # results/report/configs/<run id>.json
+    write_json(path, params["runs"][path.split("configs/", 1)[1][: -len(".json")]])
 write_report(
-    snakemake.input.metrics,  # noqa: F821
-    snakemake.input.train_logs,  # noqa: F821
-    Path(snakemake.output.tables[0]).parent,  # noqa: F821
-    Path(snakemake.output.main_plot),  # noqa: F821
-    Path(snakemake.output.curves_plot),  # noqa: F821
-    params["baseline"],
+    paths(smk.input.metrics),
+    paths(smk.input.train_logs),
+    ReportOutputs(
+        tables_dir=Path(paths(out.tables)[0]).parent,
+        main_plot=Path(out.main_plot),
+        curves_plot=Path(out.curves_plot),
+        run_curves={p.split("training/", 1)[1][:-4]: Path(p) for p in paths(out.run_curves)},
+        ablation_plots={Path(p).stem[len("ablation_"):]: Path(p) for p in paths(out.ablations)},
+        warmup_plot=Path(paths(out.warmup)[0]) if paths(out.warmup) else None,
+        runs_page=Path(out.runs_page),
+        data_page=Path(out.data_page),
+    ),
+    baseline=params["baseline"],
+    prediction_paths=paths(smk.input.predictions),
+    reference_paths=paths(smk.input.references),
+    config_paths=paths(out.configs),
+    filter_stats_paths=paths(smk.input.filter_stats),
+    published=(paths(smk.input.published) or [None])[0],
+    groups=params["groups"],
+    ablations=params["ablations"],
+    n_samples=params["bootstrap_samples"],
+    seed=params["bootstrap_seed"],
 )
