@@ -5,6 +5,8 @@ histogram. Colours are fixed per method across every figure."""
 from __future__ import annotations
 
 import math
+import numbers
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -200,7 +202,7 @@ def plot_training_curve(run_id: str, rows: list[dict[str, Any]], out_path_png: s
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool)
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Path,
@@ -217,7 +219,7 @@ def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Pat
     panels = list(dict.fromkeys(zip(points["task"], points["dataset"], strict=True)))
     ncols = min(3, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
-    fig = Figure(figsize=(4.6 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 4.6 * ncols), 3.6 * nrows + 0.9), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colors = method_colors(points["method"]) if len(points) else {}
     handles: dict[str, Any] = {}
@@ -275,7 +277,8 @@ def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Pat
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="outside lower center",
                    ncols=min(3, len(handles)), fontsize="small", frameon=False)
-    fig.suptitle(f"Ablation: {axis_label} (mean over seeds, error bars: sample std)",
+    title = textwrap.fill(f"Ablation: {axis_label}", 60)
+    fig.suptitle(f"{title}\npoints: mean over seeds; error bars: sample standard deviation",
                  fontsize="medium")
     return save_figure(fig, out_path_png)
 
@@ -288,7 +291,7 @@ def plot_warmup_overlap(values: dict[tuple[str, str], Sequence[float]],
     panel per task, one step histogram per series with its mean as a dashed line.
     """
     tasks = list(dict.fromkeys(t for t, _ in values))
-    fig = Figure(figsize=(max(5.0, 4.6 * len(tasks)), 3.9), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 5.2 * len(tasks)), 4.2), layout="constrained")
     axes = fig.subplots(1, max(1, len(tasks)), squeeze=False)[0]
     if not tasks:
         _empty(axes[0], "no warmup runs")
@@ -303,16 +306,18 @@ def plot_warmup_overlap(values: dict[tuple[str, str], Sequence[float]],
             weights = [100.0 / len(vals)] * len(vals)
             mean = sum(vals) / len(vals)
             ax.hist(vals, bins=bins, weights=weights, histtype="step", lw=1.8, color=color,
-                    label=f"{label} (mean {mean:.1f}%, n={len(vals)})")
+                    label=f"{label} (mean {mean:.1f}%, n={len(vals)})",
+                    linestyle=("-", "--", ":", "-.")[i % 4])
             ax.axvline(mean, color=color, linestyle="--", lw=1)
             drawn = True
-        ax.set_title(f"{task_name(task)}: warmup words found in the reference")
-        ax.set_xlabel("Warmup words occurring in the reference (% of the warmup's words)")
+        ax.set_title(f"{task_name(task)}: warmup words in the reference", fontsize="medium")
+        ax.set_xlabel("Warmup words found in the reference (%)")
         ax.set_ylabel("Test examples (%)")
         ax.set_xlim(0, 100)
         if drawn:
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="small", frameon=False, loc="upper left")
+            ax.legend(fontsize="small", frameon=False, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.16), ncols=1)
         else:
             _empty(ax, "every warmup is empty")
     return save_figure(fig, out_path_png)
