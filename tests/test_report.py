@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.image
 import pandas as pd
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from repro.report import (
     ablation_axes,
     ablation_points,
     axis_value,
+    config_run_id,
     data_page,
     load_results,
     runs_page,
@@ -104,6 +106,12 @@ def tree(tmp_path_factory):
         {"model": "m", "method": "warmup", "variant": "n2", "metric": "bleu", "dataset": "a",
          "value": 50.0, "source": "test source"}]}}}}), encoding="utf-8")
     return root, ref, files, published
+
+
+def ink(png: Path) -> float:
+    """Share of dark pixels of an image."""
+    img = matplotlib.image.imread(png)
+    return float((img[:, :, :3] < 0.5).mean())
 
 
 def test_axis_value():
@@ -205,6 +213,9 @@ def test_write_report(tree):
     assert all(Path(p).is_file() for p in written)
     for png in ("main", "curves", "run0", "ablation_n", "warmup"):
         assert (out / f"plots/{png}.pdf").is_file()
+        assert ink(out / f"plots/{png}.png") > 0.015, png  # axes drawn, not a bare title
+    assert config_run_id("results/report/configs/translation/a/m/sft/default/seed0.json") == \
+        "translation/a/m/sft/default/seed0"
     md = (out / "tables/translation.md").read_text(encoding="utf-8")
     assert "†" in md and "paired bootstrap" in md and "200 resamples" in md
     assert "| published |" in md and "[2] published: test source" in md

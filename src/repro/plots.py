@@ -272,7 +272,7 @@ def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Pat
         ax.set_xlabel(axis_label)
         ax.set_ylabel(f"{metric_name(metric)} (0-100)")
         ax.grid(alpha=0.3)
-    for ax in axes[len(panels):]:
+    for ax in axes[max(1, len(panels)):]:
         ax.set_visible(False)
     if handles:
         fig.legend(list(handles.values()), list(handles), loc="outside lower center",

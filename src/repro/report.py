@@ -183,6 +183,14 @@ def run_dir_id(path: str | Path) -> str:
     return str(Path(path).parent).split("results/runs/", 1)[-1]
 
 
+def config_run_id(path: str | Path) -> str:
+    """The run id of a resolved-config file: …/configs/<run id>.json, or one in a run dir."""
+    p = str(path)
+    if "configs/" in p:
+        return p.rsplit("configs/", 1)[1].removesuffix(".json")
+    return run_dir_id(p)
+
+
 def load_results(metrics_paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """One result record per run: the run's fields, its metrics, provenance and analysis."""
     results = []
@@ -429,7 +437,7 @@ def write_report(
     predictions = {run_dir_id(p): read_jsonl(p) for p in prediction_paths}
     references = {(Path(p).parent.parent.name, Path(p).parent.name): read_jsonl(p)
                   for p in reference_paths}
-    configs = {run_dir_id(p): read_json(p) for p in config_paths}
+    configs = {config_run_id(p): read_json(p) for p in config_paths}
     entries, pub_groups = load_published(published)
     all_groups = {t: {**pub_groups.get(t, {}), **(groups or {}).get(t, {})}
                   for t in {*pub_groups, *(groups or {})}}
