@@ -172,9 +172,25 @@ def predict_params(config: dict[str, Any], run: Run) -> str:
     )
 
 
+# The metrics of each task (the same table as repro.metrics.evaluate.TASK_METRICS, which is too
+# heavy to import while Snakemake parses the workflow; a test keeps the two equal).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "translation": ("bleu", "chrf", "comet"),
+    "summarization": ("rouge1", "rouge2", "rougeL", "bertscore"),
+    "multiple_choice": ("accuracy", "macro_f1"),
+    "knowledge": ("exact_match", "f1"),
+}
+
+
 def evaluate_params(config: dict[str, Any], run: Run) -> str:
+    """The run's metrics settings, without the sections of metrics other tasks compute (so
+    that editing metrics.bertscore does not rescore translation runs); anything else in
+    `metrics` is kept."""
     r = resolve(config, run)
-    return canonical_json({"run": r["run"], **r["metrics"]})
+    others = {m for task, names in TASK_METRICS.items() if task != run.task for m in names}
+    others -= set(TASK_METRICS.get(run.task, ()))
+    return canonical_json({"run": r["run"],
+                           **{k: v for k, v in r["metrics"].items() if k not in others}})
 
 
 def dataset_params(config: dict[str, Any], dataset: str, part: str) -> str:

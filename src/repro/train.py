@@ -7,16 +7,20 @@ outputs (Snakemake deletes the outputs of a failed job), so a killed run resumes
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from repro.batching import Collator, encode_record
+from repro.checks import resumable_checkpoint
 from repro.device import precision
 from repro.io import DataError, read_jsonl, write_jsonl
 from repro.methods import get_method
@@ -113,12 +117,62 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
         data_collator=Collator(tokenizer.pad_token_id, arch), processing_class=tokenizer,
         callbacks=[FiniteLogCheck()], method=method,
     )
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
-    result = trainer.train(resume_from_checkpoint=last)
+    # Resume only from a finished checkpoint of this very run config (see repro.checks).
+    last = resumable_checkpoint(ckpt_dir, resolved, model)
+    last = str(last) if last is not None else None
+    stop = StopOnSignal()
+    trainer.add_callback(stop)
+    with stop.installed():
+        result = trainer.train(resume_from_checkpoint=last)
+    if stop.signum is not None and trainer.state.global_step < trainer.state.max_steps:
+        raise TrainingInterrupted(
+            f"{signal.Signals(stop.signum).name} at step {trainer.state.global_step}: "
+            f"checkpoint saved in {ckpt_dir}/checkpoint-{trainer.state.global_step}; "
+            f"rerun to resume from it"
+        )
     save_model(trainer, tokenizer, model_out)
     write_jsonl(log_out, trainer.state.log_history)
+    # The final model is in place: its checkpoints would only go stale (and fill the disk).
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {"resumed_from": last, "train_loss": result.training_loss,
             "steps": trainer.state.global_step}
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training stopped on SIGTERM (SLURM preemption or time limit) after saving a checkpoint."""
+
+
+class StopOnSignal(TrainerCallback):
+    """On SIGTERM, finish the current step, save a checkpoint and stop training.
+
+    SLURM sends SIGTERM when it preempts a job or the job reaches its time limit, and SIGKILL
+    KillWait seconds later (30 by default); a checkpoint at the current step saves the work
+    done since the last periodic one.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+        logging.getLogger(__name__).warning("received %s: saving a checkpoint and stopping",
+                                            signal.Signals(signum).name)
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGTERM, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.signum is not None:
+            control.should_save = True
+            control.should_training_stop = True
 
 
 def save_model(trainer: Trainer, tokenizer, out: Path) -> None:
