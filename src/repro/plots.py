@@ -268,6 +268,10 @@ def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Pat
             ax.set_xticks(range(len(xs_all)))
             ax.set_xticklabels([str(x) for x in xs_all], rotation=15 if len(xs_all) > 3 else 0)
             ax.set_xlim(-0.5, len(xs_all) - 0.5)
+        lo, hi = ax.get_ylim()
+        if hi - lo < 1.0:  # flat results: show a point-scale range, not ±0.05
+            mid = (lo + hi) / 2
+            ax.set_ylim(max(0.0, mid - 1.0), max(0.0, mid - 1.0) + 2.0)
         ax.set_title(f"{task_name(task)} · {dataset}")
         ax.set_xlabel(axis_label)
         ax.set_ylabel(f"{metric_name(metric)} (0-100)")
