@@ -36,7 +36,7 @@ def done(tmp_path_factory):
 
 def test_every_run_has_metrics(done):
     runs = sorted((done / "results" / "runs").glob("*/*/*/*/*/seed*/metrics.json"))
-    assert len(runs) == 5
+    assert len(runs) == 7
     expected = {"translation": {"bleu", "chrf", "comet"},
                 "summarization": {"rouge1", "rouge2", "rougeL", "bertscore"},
                 "multiple_choice": {"accuracy", "macro_f1"},
@@ -51,6 +51,15 @@ def test_every_run_has_metrics(done):
     assert "skipped" in mt["metrics"]["comet"] and "metrics.comet.model" in \
         mt["metrics"]["comet"]["skipped"]
     assert mt["metrics"]["bleu"]["signature"].startswith("nrefs:1")
+
+
+def test_warmup_runs_keep_warmups_and_analysis(done):
+    for run in ("translation/t_en_xa/tiny_t5", "multiple_choice/t_mc/tiny_llama"):
+        path = done / "results/runs" / run / "warmup/n2/seed0"
+        preds = [json.loads(line) for line in (path / "predictions.jsonl").open()]
+        assert all("warmup" in p and "separator_found" in p for p in preds)
+        analysis = json.loads((path / "metrics.json").read_text())["analysis"]
+        assert {"warmup_word_overlap", "warmup_no_separator", "warmup_empty"} <= set(analysis)
 
 
 def test_data_stages_and_filter_stats(done):
