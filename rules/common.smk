@@ -134,7 +134,9 @@ def published_file():
 
 
 def report_params():
-    """Everything the report rule depends on besides its input files, as canonical JSON."""
+    """The report's own settings as canonical JSON. (Run configs are not in it: they would be
+    copied into every result of the HTML report; an edit to one reruns that run's jobs, whose
+    new metrics.json reruns the report.)"""
     rep = config["report"]
     return canonical_json(
         {
@@ -143,7 +145,6 @@ def report_params():
             "bootstrap_seed": rep["bootstrap_seed"],
             "groups": rep["groups"],
             "ablations": ABLATIONS,
-            "runs": RESOLVED,
         }
     )
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import _src_path  # noqa: F401  (repro from src/)
 
+from repro.config import expand_runs, resolve
 from repro.io import write_json
 from repro.report import ReportOutputs, write_report
 from repro.workflow import start
@@ -17,8 +18,9 @@ def paths(files):
 smk = snakemake  # noqa: F821
 params = start(smk)["report"]
 out = smk.output
+runs = {r.id: r for r in expand_runs(smk.config)}
 for path in paths(out.configs):  # results/report/configs/<run id>.json
-    write_json(path, params["runs"][path.split("configs/", 1)[1][: -len(".json")]])
+    write_json(path, resolve(smk.config, runs[path.split("configs/", 1)[1][: -len(".json")]]))
 write_report(
     paths(smk.input.metrics),
     paths(smk.input.train_logs),
