@@ -29,10 +29,11 @@ def test_defaults_filled_from_schema():
 def test_expand_runs_grid_and_ids():
     cfg = load("config.yaml")
     runs = rc.expand_runs(cfg)
-    assert len(runs) == 5
+    assert len(runs) == 6
     ids = [r.id for r in runs]
     assert ids[0] == "translation/synth_en_xa/tiny_t5/sft/default/seed0"
     assert "multiple_choice/synth_mc/tiny_llama/sft/default/seed0" in ids
+    assert "translation/synth_en_xa/tiny_t5/warmup/n2/seed0" in ids
     assert len(set(ids)) == len(ids)
 
 
