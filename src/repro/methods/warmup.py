@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from repro.batching import IGNORE, pad
 from repro.methods.base import Method, generate
@@ -147,23 +148,33 @@ class Warmup(Method):
 
     def forward_logprobs(self, model, batch: dict[str, torch.Tensor],
                          wb: WarmupBatch) -> torch.Tensor:
-        """Log-probability of each label token [B*n, T]; 0 where the label is IGNORE."""
+        """Log-probability of each label token [B*n, T], 0 where the loss does not read it.
+
+        The encoder runs once per example and its states are expanded to the n continuations;
+        the LM head and log-softmax run only on the positions the loss reads (the target for
+        `target_mean`, every labelled position for the other variants).
+        """
         n = self.opts.n
         if self.arch == ENCODER_DECODER:
             enc = model.get_encoder()(input_ids=batch["input_ids"],
                                       attention_mask=batch["attention_mask"])
             hidden = enc.last_hidden_state.repeat_interleave(n, dim=0)  # expand, not recompute
             mask = batch["attention_mask"].repeat_interleave(n, dim=0)
-            logits = model(encoder_outputs=(hidden,), attention_mask=mask,
-                           decoder_input_ids=wb.input_ids).logits
-            labels = wb.labels
+            h = model.get_decoder()(input_ids=wb.input_ids, encoder_hidden_states=hidden,
+                                    encoder_attention_mask=mask).last_hidden_state
+            if getattr(model.config, "scale_decoder_outputs", False):  # T5's tied-head rescale
+                h = h * model.config.d_model ** -0.5
+            labels, keep = wb.labels, wb.target_mask
         else:
-            logits = model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits
-            logits, labels = logits[:, :-1], wb.labels[:, 1:]
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        safe = labels.clamp_min(0)
-        tok = logp.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        return tok.masked_fill(labels == IGNORE, 0.0)
+            h = model.base_model(input_ids=wb.input_ids,
+                                 attention_mask=wb.attention_mask).last_hidden_state[:, :-1]
+            labels, keep = wb.labels[:, 1:], wb.target_mask[:, 1:]
+        if self.opts.loss != "target_mean":
+            keep = labels != IGNORE
+        logits = model.get_output_embeddings()(h[keep]).float()
+        tok = h.new_zeros(labels.shape, dtype=torch.float32)
+        tok[keep] = -F.cross_entropy(logits, labels[keep], reduction="none")
+        return tok
 
     # --- the loss ---------------------------------------------------------------------------
 
