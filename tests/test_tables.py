@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -484,3 +486,21 @@ def test_write_all_formats(results, tmp_path):
     assert "G" in set(pd.read_csv(tmp_path / "knowledge_cells.csv")["column"])
     with pytest.raises(ValueError, match="unknown table format"):
         write_task_tables(results, tmp_path, formats=("xls",))
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_compiles(results, cosup, tmp_path):
+    pv = {(("m", "warmup", "default"), "bleu", "a"): 0.01}
+    t1 = task_table(results, "translation", pvalues=pv, significance="† = p < 0.05",
+                    published=[pub(dataset="a", value=15.0), pub(datasets=("a", "b"), gain=1.5)])
+    t2 = task_table(cosup, "knowledge", groups=GROUPS)
+    (tmp_path / "t1.tex").write_text(to_latex(t1), encoding="utf-8")
+    (tmp_path / "t2.tex").write_text(to_latex(t2), encoding="utf-8")
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage[T1]{fontenc}\\usepackage{booktabs}"
+        "\\usepackage{graphicx}\\begin{document}\\input{t1.tex}\\input{t2.tex}\\end{document}\n",
+        encoding="utf-8")
+    out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000

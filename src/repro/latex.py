@@ -121,5 +121,5 @@ def to_latex(table: TaskTable) -> str:
     notes += [rf"{escape(m)}: \texttt{{{escape(s)}}}"
               for m, sigs in table.signatures.items() for s in sigs]
     notes += [_code(p) for p in table.provenance]
-    lines += [r"\par\footnotesize", *(n + r"\par" for n in notes), r"\end{table*}"]
+    lines += [r"\par\footnotesize\raggedright", *(n + r"\par" for n in notes), r"\end{table*}"]
     return "\n".join(lines) + "\n"
