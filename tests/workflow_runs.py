@@ -92,13 +92,30 @@ def run_jobs(run: Any, rules: tuple[str, ...] = ("train", "predict", "evaluate")
     return {job(rule, **run.fields()) for rule in rules}
 
 
-_BLOCK = re.compile(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", re.M | re.S)
+_HEADER = re.compile(r"^\s*(?:local)?rule (\w+):$")
+
+
+def dry_run_blocks(output: str) -> list[tuple[str, str]]:
+    """(rule, its lines) of every job a `snakemake -n` output lists, group members included."""
+    blocks: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    for line in output.splitlines():
+        m = _HEADER.match(line)
+        if m:
+            current = []
+            blocks.append((m.group(1), current))
+        elif current is not None:
+            if not line.startswith(" ") or line.strip().startswith("["):
+                current = None
+            else:
+                current.append(line)
+    return [(rule, "\n".join(lines)) for rule, lines in blocks]
 
 
 def planned_jobs(output: str) -> set[Job]:
     """Jobs listed by `snakemake -n` (rule and wildcards), without the target rule `all`."""
     jobs = set()
-    for rule, body in _BLOCK.findall(output):
+    for rule, body in dry_run_blocks(output):
         if rule == "all":
             continue
         m = re.search(r"^\s+wildcards: (.*)$", body, re.M)
