@@ -43,9 +43,10 @@ def snakemake(workdir: Path, *args: str, config: Path = TEST_CONFIG, check: bool
 def start_snakemake(workdir: Path, *args: str, config: Path = TEST_CONFIG,
                     log: Path | None = None) -> subprocess.Popen:
     """Start Snakemake in a session of its own, so that a signal can reach all its jobs."""
-    out = open(log or os.devnull, "w")  # noqa: SIM115 (closed with the process)
-    return subprocess.Popen(command(workdir, config, "--cores", "2", *args), stdout=out,
-                            stderr=subprocess.STDOUT, env=ENV, cwd=ROOT, start_new_session=True)
+    with open(log or os.devnull, "w") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(command(workdir, config, "--cores", "2", *args), stdout=out,
+                                stderr=subprocess.STDOUT, env=ENV, cwd=ROOT,
+                                start_new_session=True)
 
 
 def signal_group(proc: subprocess.Popen, signum: int, timeout: float = 120) -> int:
