@@ -182,7 +182,18 @@ do_start() {
 }
 
 do_stop() {
-  local pid
+  local pid jobs
+  # Cancel what is still queued or running on this (private) cluster, so that no job step
+  # outlives the daemons.
+  if alive "$DIR/run/slurmctld.pid"; then
+    jobs=$(squeue -h -o %i 2>/dev/null || true)
+    if [[ -n $jobs ]]; then
+      # shellcheck disable=SC2086
+      scancel $jobs 2>/dev/null || true
+      for _ in $(seq 20); do [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break; sleep 0.5; done
+      say "cancelled jobs: $(echo $jobs | tr '\n' ' ')"
+    fi
+  fi
   for f in "$DIR/run/slurmd.pid" "$DIR/run/slurmctld.pid" "$DIR/run/munged.pid"; do
     if alive "$f"; then
       pid=$(cat "$f")

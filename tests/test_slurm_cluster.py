@@ -82,14 +82,14 @@ def run_on_slurm(work: Path, config: Path, profile: Path, *args: str):
     """Snakemake through the SLURM profile; one retry after --unlock (an interrupted run)."""
     cmd = command(work, config, "--workflow-profile", str(profile), *CI_OPTIONS, "--verbose",
                   *args)
-    out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=2400)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=1500)
     if out.returncode != 0:
         warnings.warn(f"SLURM run failed once, retrying:\n{out.stderr[-3000:]}", stacklevel=2)
         subprocess.run(command(work, config, "--unlock"), env=ENV, cwd=ROOT, timeout=300,
                        capture_output=True)
         first = out.stderr
         out = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT,
-                             timeout=2400)
+                             timeout=1500)
         out.stderr = first + out.stderr
     assert out.returncode == 0, out.stderr[-8000:]
     return out.stdout + out.stderr
