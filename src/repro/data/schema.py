@@ -101,11 +101,9 @@ def check_record(rec: dict[str, Any], task: str) -> str | None:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     if not isinstance(rec, dict):
         return "record is not an object"
-    for name in ("id", "source", "target"):
-        if name not in rec:
-            return f"missing field '{name}'"
-        if not isinstance(rec[name], str):
-            return f"'{name}' is not a str"
+    reason = _string_fields(rec, ("id", "source", "target"))
+    if reason:
+        return reason
     if not rec["id"]:
         return "empty id"
     if task == "multiple_choice":
@@ -119,7 +117,12 @@ def check_passage(rec: dict[str, Any]) -> str | None:
     """None if `rec` is a valid passage {"id", "title", "text"} (all str), else a reason."""
     if not isinstance(rec, dict):
         return "passage is not an object"
-    for name in ("id", "title", "text"):
+    return _string_fields(rec, ("id", "title", "text"))
+
+
+def _string_fields(rec: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    """The reason the first of `names` is missing from `rec` or not a str, else None."""
+    for name in names:
         if name not in rec:
             return f"missing field '{name}'"
         if not isinstance(rec[name], str):
