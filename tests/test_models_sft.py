@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import build
 
 from repro.batching import IGNORE, Collator, encode_record, prompt_batch
 from repro.config import ConfigError
@@ -11,28 +12,20 @@ from repro.methods import get_method
 from repro.models import (
     DECODER_ONLY,
     ENCODER_DECODER,
-    build_tiny,
     load_model,
     load_tokenizer,
     resolve_hf,
 )
 
-TEXTS = ["the red cat sees a dog", "a small bird eats", "big dogs like the blue bird"] * 20
 RECS = [{"id": "1", "source": "the red cat", "target": "a dog"},
         {"id": "2", "source": "a small bird eats the cat", "target": "the blue bird"}]
-TINY = {"t5": {"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1,
-               "num_heads": 2},
-        "llama": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                  "num_attention_heads": 2, "num_key_value_heads": 1}}
 
 
 @pytest.fixture(scope="module", params=["t5", "llama"])
 def tiny(request, tmp_path_factory):
     family = request.param
     out = tmp_path_factory.mktemp(family)
-    manifest = build_tiny("m", {"family": family, "config": TINY[family],
-                                "tokenizer": {"vocab_size": 60}}, TEXTS, out)
-    return manifest
+    return build(family, out)
 
 
 def test_round_trip(tiny):

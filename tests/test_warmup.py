@@ -5,27 +5,22 @@ import math
 
 import pytest
 import torch
+from tiny_models import build
 
 from repro.batching import IGNORE, Collator, encode_record, prompt_batch
 from repro.methods import get_method
 from repro.methods import warmup as wm
-from repro.models import ENCODER_DECODER, build_tiny, load_model, load_tokenizer
+from repro.models import ENCODER_DECODER, load_model, load_tokenizer
 
-TEXTS = ["the red cat sees a dog", "a small bird eats", "big dogs like the blue bird"] * 20
 RECS = [{"id": "1", "source": "the red cat", "target": "a dog"},
         {"id": "2", "source": "a small bird eats the cat", "target": "the blue bird eats"}]
-TINY = {"t5": {"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 1, "num_decoder_layers": 1,
-               "num_heads": 2, "dropout_rate": 0.1},
-        "llama": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
-                  "num_attention_heads": 2, "num_key_value_heads": 1}}
+DROPOUT = {"t5": {"dropout_rate": 0.1}, "llama": {}}
 
 
 @pytest.fixture(scope="module", params=["t5", "llama"])
 def setup(request, tmp_path_factory):
     family = request.param
-    m = build_tiny("m", {"family": family, "config": TINY[family],
-                         "tokenizer": {"vocab_size": 60}}, TEXTS,
-                   tmp_path_factory.mktemp(family))
+    m = build(family, tmp_path_factory.mktemp(family), **DROPOUT[family])
     tok = load_tokenizer(m["path"], m["arch"])
     model = load_model(m["path"], m["arch"])
     feats = [encode_record(r, tok, m["arch"], 64, 64, "\n=>") for r in RECS]
@@ -98,19 +93,20 @@ def test_masks_cover_warmup_separator_and_prompt_exactly(setup):
             row += 1
 
 
-def test_sampling_has_no_gradient_and_eval_mode(setup, monkeypatch):
+@pytest.mark.parametrize("sampler,fn", [("kv", "beam_sample"), ("generate", "generate")])
+def test_sampling_has_no_gradient_and_eval_mode(setup, monkeypatch, sampler, fn):
     arch, tok, model, feats, batch = setup
-    meth = method(setup)
+    meth = method(setup, sampler=sampler)
     seen = {}
-    real = wm.generate
+    real = getattr(wm, fn)
 
     def spy(m, *a, **kw):
         seen["grad"], seen["training"] = torch.is_grad_enabled(), m.training
         out = real(m, *a, **kw)
-        seen["requires_grad"] = out.requires_grad
+        seen["requires_grad"] = (out[0] if isinstance(out, tuple) else out).requires_grad
         return out
 
-    monkeypatch.setattr(wm, "generate", spy)
+    monkeypatch.setattr(wm, fn, spy)
     model.train()
     loss, _ = meth.loss(model, batch)
     assert seen == {"grad": False, "training": False, "requires_grad": False}

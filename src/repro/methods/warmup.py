@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from repro.batching import IGNORE, pad
 from repro.methods.base import Method, generate
+from repro.methods.sampling import beam_sample
 from repro.models import ENCODER_DECODER
 
 LOSSES = ("target_mean", "joint", "reward_weighted", "reinforce")
@@ -41,6 +42,7 @@ class WarmupOptions:
     separator: str = " || "
     loss: str = "target_mean"
     decode_warmup: str = "beam"  # beam | sample: how the warmup is produced at test time
+    sampler: str = "kv"  # kv: repro.methods.sampling (fast) | generate: model.generate
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> WarmupOptions:
@@ -55,6 +57,8 @@ class WarmupOptions:
             raise ValueError("warmup: n and warmup_len must be >= 1")
         if opts.decode_warmup not in ("beam", "sample"):
             raise ValueError("warmup: decode_warmup must be 'beam' or 'sample'")
+        if opts.sampler not in ("kv", "generate"):
+            raise ValueError("warmup: sampler must be 'kv' or 'generate'")
         return opts
 
 
@@ -102,17 +106,25 @@ class Warmup(Method):
     def sample_warmups(self, model, batch: dict[str, torch.Tensor]) -> list[list[list[int]]]:
         """n warmups per example as token-id lists, sampled in eval mode without gradient."""
         prompts = prompt_inputs(batch, self.arch, self.tokenizer.pad_token_id)
-        n = self.opts.n
+        n, beams = self.opts.n, max(self.opts.num_beams, self.opts.n)
         was_training = model.training
         model.eval()
         try:
-            out = generate(model, self.tokenizer, self.arch, prompts,
-                           do_sample=self.opts.do_sample, num_beams=max(self.opts.num_beams, n),
-                           num_return_sequences=n, max_new_tokens=self.opts.warmup_len)
+            if self.opts.sampler == "kv":
+                out, _ = beam_sample(
+                    model, self.arch, prompts["input_ids"], prompts["attention_mask"],
+                    num_beams=beams, num_return=n, max_new_tokens=self.opts.warmup_len,
+                    stop_ids=self.stop, pad_id=self.tokenizer.pad_token_id,
+                    decoder_start=decoder_start(model), stop_sequences=(self.sep_ids,),
+                    do_sample=self.opts.do_sample)
+            else:
+                out = generate(model, self.tokenizer, self.arch, prompts,
+                               do_sample=self.opts.do_sample, num_beams=beams,
+                               num_return_sequences=n, max_new_tokens=self.opts.warmup_len)
+                if self.arch == ENCODER_DECODER:
+                    out = out[:, 1:]  # drop the decoder start token
         finally:
             model.train(was_training)
-        if self.arch == ENCODER_DECODER:
-            out = out[:, 1:]  # drop the decoder start token
         rows = [cut_warmup(r, self.sep_ids, self.stop)[0] for r in out.tolist()]
         return [rows[b * n : (b + 1) * n] for b in range(len(rows) // n)]
 
@@ -122,7 +134,7 @@ class Warmup(Method):
               decoder_start: int = 0) -> WarmupBatch:
         """Sequences `c_i SEP y` (after the prompt for decoder-only) with their masks."""
         targets = [row[row != IGNORE].tolist() for row in batch["labels"]]
-        prompts = prompt_rows(batch, self.arch, self.tokenizer.pad_token_id)
+        prompts = prompt_rows(batch, self.arch)
         seqs, labels, tmask, wmask = [], [], [], []
         for b, y in enumerate(targets):
             for c in warmups[b]:
@@ -216,7 +228,7 @@ class Warmup(Method):
         kw = {"num_beams": decoding["num_beams"], "max_new_tokens": decoding["max_new_tokens"]}
         pad_id = self.tokenizer.pad_token_id
         if self.arch != ENCODER_DECODER:
-            prompts = prompt_rows(batch, self.arch, pad_id)
+            prompts = prompt_rows(batch, self.arch)
             rows = [p + w for p, w in zip(prompts, prefixes, strict=True)]
             ids = pad(rows, pad_id, left=True).to(batch["input_ids"].device)
             mask = pad([[1] * len(r) for r in rows], 0, left=True).to(ids.device)
@@ -251,7 +263,7 @@ def strip_specials(ids: list[int], stop: set[int]) -> list[int]:
     return ids
 
 
-def prompt_rows(batch: dict[str, torch.Tensor], arch: str, pad_id: int) -> list[list[int]]:
+def prompt_rows(batch: dict[str, torch.Tensor], arch: str) -> list[list[int]]:
     """The decoder-only prompt of each example: in a training batch the attended positions whose
     label is IGNORE, in a generation batch (no labels) every attended position."""
     if arch == ENCODER_DECODER:
@@ -266,7 +278,7 @@ def prompt_inputs(batch: dict[str, torch.Tensor], arch: str, pad_id: int) -> dic
     """Generation inputs: the encoder inputs, or the left-padded decoder-only prompts."""
     if arch == ENCODER_DECODER:
         return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    rows = prompt_rows(batch, arch, pad_id)
+    rows = prompt_rows(batch, arch)
     ids = pad(rows, pad_id, left=True).to(batch["input_ids"].device)
     mask = pad([[1] * len(r) for r in rows], 0, left=True).to(ids.device)
     return {"input_ids": ids, "attention_mask": mask}
