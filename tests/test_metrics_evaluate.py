@@ -130,3 +130,137 @@ def test_evaluate_files(tmp_path):
         DataError, match=f"{re.escape(str(preds_path))}: .*missing \\('t2'\\).*extra \\('t9'\\)"
     ):
         evaluate_files("translation", preds_path, refs_path, {})
+
+
+# --- knowledge: KILT metrics per kilt_task, retrieval, counting rules -----------------------
+
+KB_PASSAGES = [
+    {"id": "p1", "title": "Paris", "text": "Paris is the capital of France."},
+    {"id": "p2", "title": "Lyon", "text": "Lyon is a city in France."},
+]
+KB_REFS = [
+    {"id": "a", "source": "q", "target": "Paris", "answers": ["Paris"],
+     "provenance": [{"wikipedia_id": "p1", "title": "Paris"}]},
+    {"id": "b", "source": "q", "target": "Lyon", "answers": ["Lyon"],
+     "provenance": [{"wikipedia_id": "p2", "title": "Lyon"}]},
+    {"id": "c", "source": "q", "target": "", "answers": [], "provenance": []},  # unanswerable
+]
+KB_PREDS = [
+    {"id": "a", "hypothesis": "Paris", "retrieved": ["p1"]},
+    {"id": "b", "hypothesis": "it is Lyon", "retrieved": ["p1", "p2"]},
+    {"id": "c", "hypothesis": "Lyon", "retrieved": ["p2"]},
+]
+
+
+def test_knowledge_qa_with_retrieval():
+    out = evaluate_task("knowledge", KB_PREDS, KB_REFS, {}, passages=KB_PASSAGES)
+    assert list(out) == TASK_METRICS["knowledge"]
+    # a and b answerable (c left out); b: EM 0, F1 2/3 ("it is lyon" vs "lyon": P 1/3, R 1)
+    assert out["exact_match"]["value"] == pytest.approx(50.0)
+    assert out["exact_match"]["n"] == 2 and out["exact_match"]["unanswerable"] == 1
+    assert out["f1"]["value"] == pytest.approx(100 * (1 + 0.5) / 2)
+    assert out["accuracy"]["skipped"].startswith("not a KILT metric of kilt_task qa")
+    assert out["answer_in_output"]["value"] == pytest.approx(100.0)
+    # R-precision over all 3: a 1, b (p1 first, R=1) 0, c (empty provenance) 0
+    assert out["r_precision"]["value"] == pytest.approx(100 / 3)
+    assert out["r_precision"]["no_provenance"] == 1
+    assert out["recall_at_5"]["value"] == pytest.approx(200 / 3)
+    assert out["answer_in_retrieved"]["value"] == pytest.approx(100.0)
+    assert out["kilt_exact_match"]["value"] == pytest.approx(50.0)  # a only
+    assert out["kilt_f1"]["value"] == pytest.approx(50.0)
+    assert out["correctness"]["metric"] == "answer_in_output"
+    assert out["correctness"]["value"] == out["answer_in_output"]["value"]
+    assert out["correctness"]["signature"].startswith("correctness=answer_in_output|")
+    assert out["retrieval"]["metric"] == "answer_in_retrieved"
+    assert out["grounding"] == {
+        "skipped": "no NLI model configured (set metrics.grounding.model)"}
+
+
+@pytest.mark.parametrize(("kind", "computed", "correctness", "retrieval"), [
+    ("fact_check", {"accuracy"}, "answer_in_output", "r_precision"),
+    ("dialogue", {"f1", "rougeL"}, "f1", "r_precision"),
+    ("long_form", {"rougeL", "f1"}, "rougeL", "r_precision"),
+    ("slot_filling", {"accuracy", "exact_match", "f1"}, "answer_in_output",
+     "answer_in_retrieved"),
+])
+def test_knowledge_metrics_per_kilt_task(kind, computed, correctness, retrieval):
+    out = evaluate_task("knowledge", KB_PREDS, KB_REFS, {"kilt_task": kind},
+                        passages=KB_PASSAGES)
+    for m in ("exact_match", "f1", "accuracy", "rougeL"):
+        assert ("value" in out[m]) == (m in computed), m
+        assert ("value" in out[f"kilt_{m}"]) == (m in computed), m
+    assert out["correctness"]["metric"] == correctness
+    assert out["retrieval"]["metric"] == retrieval
+    if kind == "dialogue":  # b: "it is Lyon" vs "Lyon": P 1/3, R 1 -> 0.5
+        assert out["rougeL"]["value"] == pytest.approx(100 * (1 + 0.5) / 2, abs=1e-5)
+
+
+def test_knowledge_without_retrieval_and_bad_input():
+    preds = [{k: v for k, v in p.items() if k != "retrieved"} for p in KB_PREDS]
+    out = evaluate_task("knowledge", preds, KB_REFS, {})
+    why = "predictions have no 'retrieved' passages (run without retrieval)"
+    assert out["retrieval"] == {"skipped": why, "metric": "answer_in_retrieved"}
+    for m in ("r_precision", "recall_at_5", "answer_in_retrieved", "kilt_exact_match",
+              "kilt_f1"):
+        assert out[m] == {"skipped": why}, m
+    assert out["exact_match"]["value"] == pytest.approx(50.0)
+    with pytest.raises(DataError, match=r"1 predictions lack 'retrieved'.*'a'"):
+        evaluate_task("knowledge", [preds[0], *KB_PREDS[1:]], KB_REFS, {}, passages=KB_PASSAGES)
+    with pytest.raises(DataError, match="'zz'"):
+        evaluate_task("knowledge", [{**KB_PREDS[0], "retrieved": ["zz"]}, *KB_PREDS[1:]],
+                      KB_REFS, {}, passages=KB_PASSAGES)
+    with pytest.raises(ValueError, match="kilt_task 'chat'"):
+        evaluate_task("knowledge", KB_PREDS, KB_REFS, {"kilt_task": "chat"})
+    only_c = evaluate_task("knowledge", KB_PREDS[2:], KB_REFS[2:], {}, passages=KB_PASSAGES)
+    assert only_c["exact_match"] == {"skipped": "no example has a gold answer"}
+    assert only_c["r_precision"]["value"] == 0.0  # counted: empty provenance scores 0
+
+
+def test_knowledge_files_per_example(tmp_path):
+    data = tmp_path / "data"
+    write_jsonl(data / "test.jsonl", KB_REFS)
+    write_jsonl(data / "passages.jsonl", KB_PASSAGES)
+    write_jsonl(tmp_path / "predictions.jsonl", KB_PREDS)
+    out = evaluate_files("knowledge", tmp_path / "predictions.jsonl", data / "test.jsonl",
+                         {"kilt_task": "qa"})
+    per = out["per_example"]
+    assert per["ids"] == ["a", "b", "c"]
+    assert per["scores"]["exact_match"] == [100.0, 0.0, None]
+    assert per["scores"]["r_precision"] == [100.0, 0.0, 0.0]
+    assert per["scores"]["correctness"] == per["scores"]["answer_in_output"]
+    assert "accuracy" not in per["scores"] and "grounding" not in per["scores"]
+    for m, values in per["scores"].items():
+        kept = [v for v in values if v is not None]
+        assert out["metrics"][m]["value"] == pytest.approx(sum(kept) / len(kept)), m
+    (data / "passages.jsonl").unlink()
+    with pytest.raises(DataError, match=r"passages.jsonl\).*'p1'"):
+        evaluate_files("knowledge", tmp_path / "predictions.jsonl", data / "test.jsonl", {})
+
+
+def test_kilt_task_reaches_evaluation_only():
+    """datasets.<name>.kilt_task (schema default qa) is in the evaluation params of knowledge
+    runs and nowhere else, so editing it reruns only their evaluation."""
+    import copy
+    from pathlib import Path
+
+    from repro import config as rc
+
+    cfg = rc.load_config(Path(__file__).resolve().parents[1] / "config" / "test.yaml")
+    cfg["datasets"]["kb"] = {"task": "knowledge", "source": {"kind": "synthetic",
+                                                             "generator": "knowledge"}}
+    cfg["experiments"].append({"datasets": ["kb"], "models": ["tiny_t5"],
+                               "methods": {"sft": {"default": {}}}})
+    rc.validate_config(cfg)
+    assert cfg["datasets"]["kb"]["kilt_task"] == "qa"
+    assert cfg["metrics"]["grounding"]["model"] is None
+    runs = rc.expand_runs(cfg)
+    edited = copy.deepcopy(cfg)
+    edited["datasets"]["kb"]["kilt_task"] = "dialogue"
+    assert all(rc.train_params(edited, r) == rc.train_params(cfg, r) for r in runs)
+    changed = [r.dataset for r in runs if rc.evaluate_params(edited, r)
+               != rc.evaluate_params(cfg, r)]
+    assert changed == ["kb"]
+    kb = next(r for r in runs if r.dataset == "kb")
+    assert '"kilt_task":"dialogue"' in rc.evaluate_params(edited, kb)
+    other = next(r for r in runs if r.dataset != "kb")
+    assert "grounding" not in rc.evaluate_params(cfg, other)

@@ -19,6 +19,8 @@ from repro.io import canonical_json
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # Keys of a model entry that do not change what the model is (they must not trigger reruns).
 NOT_MODEL_IDENTITY = ("training", "resources")
+# Keys of a dataset entry that do not change the data (kilt_task only picks the metrics).
+NOT_DATA_IDENTITY = ("training", "kilt_task")
 
 
 class ConfigError(ValueError):
@@ -144,7 +146,7 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
     method_options = deep_merge(config.get("methods", {}).get(run.method, {}), variant)
     return {
         "run": run.fields(),
-        "data": {k: v for k, v in dataset.items() if k != "training"},
+        "data": {k: v for k, v in dataset.items() if k not in NOT_DATA_IDENTITY},
         "model": {k: v for k, v in model.items() if k not in NOT_MODEL_IDENTITY},
         "method": {"name": run.method, "options": method_options},
         "training": training,
@@ -152,6 +154,7 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "metrics": {
             "task": run.task,
             "target_lang": dataset.get("target_lang"),
+            **({"kilt_task": dataset.get("kilt_task", "qa")} if run.task == "knowledge" else {}),
             **config.get("metrics", {}),
         },
     }
@@ -178,7 +181,9 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "translation": ("bleu", "chrf", "comet"),
     "summarization": ("rouge1", "rouge2", "rougeL", "bertscore"),
     "multiple_choice": ("accuracy", "macro_f1"),
-    "knowledge": ("exact_match", "f1"),
+    "knowledge": ("correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
+                  "retrieval", "r_precision", "recall_at_5", "answer_in_retrieved",
+                  "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding"),
 }
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
-import string
-from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from repro.io import DataError, read_jsonl
+from repro.kilt_format import page_id, passage_index, retrieved_passages
+from repro.metrics import kilt
 from repro.metrics.classification import accuracy_macro_f1, parse_choice
 from repro.metrics.comet import comet_score
+from repro.metrics.grounding import grounding
 from repro.metrics.mt import bleu_chrf
 from repro.metrics.summarization import bertscore, rouge
 from repro.metrics.warmup_analysis import warmup_analysis
@@ -19,7 +20,11 @@ TASK_METRICS: dict[str, list[str]] = {
     "translation": ["bleu", "chrf", "comet"],
     "summarization": ["rouge1", "rouge2", "rougeL", "bertscore"],
     "multiple_choice": ["accuracy", "macro_f1"],
-    "knowledge": ["exact_match", "f1"],
+    "knowledge": [
+        "correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
+        "retrieval", "r_precision", f"recall_at_{kilt.RECALL_K}", "answer_in_retrieved",
+        "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding",
+    ],
 }
 
 
@@ -61,42 +66,8 @@ def _hypothesis(pred: dict[str, Any]) -> str | None:
     return hyp
 
 
-_PUNCT = frozenset(string.punctuation)
-
-
-def _normalize_answer(s: str) -> str:
-    """SQuAD normalization: lowercase, drop punctuation and articles, squeeze whitespace."""
-    s = "".join(ch for ch in s.lower() if ch not in _PUNCT)
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
-
-
-def _token_f1(pred: str, gold: str) -> float:
-    p, g = _normalize_answer(pred).split(), _normalize_answer(gold).split()
-    if not p or not g:
-        return float(p == g)
-    common = sum((Counter(p) & Counter(g)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match_f1(hyps: list[str], answers: list[list[str]]) -> dict[str, dict[str, Any]]:
-    """SQuAD-style exact match and token F1 against the best-matching answer, x100."""
-    if len(hyps) != len(answers):
-        raise DataError(f"{len(hyps)} hypotheses for {len(answers)} answer lists")
-    if not hyps:
-        return {"exact_match": {"skipped": "no examples"}, "f1": {"skipped": "no examples"}}
-    em = sum(
-        max(_normalize_answer(h) == _normalize_answer(a) for a in golds)
-        for h, golds in zip(hyps, answers, strict=True)
-    )
-    f1 = sum(max(_token_f1(h, a) for a in golds) for h, golds in zip(hyps, answers, strict=True))
-    sig = "squad|norm=lower,punct,articles,ws|agg=max-over-answers"
-    return {
-        "exact_match": {"value": 100.0 * em / len(hyps), "signature": sig},
-        "f1": {"value": 100.0 * f1 / len(hyps), "signature": sig},
-    }
+_normalize_answer = kilt.normalize_answer  # kept for repro.significance
+_token_f1 = kilt.token_f1
 
 
 def _answers(ref: dict[str, Any]) -> list[str]:
@@ -113,23 +84,32 @@ def _targets(references: list[dict[str, Any]]) -> list[str]:
     return [r["target"] for r in references]
 
 
-def evaluate_task(
-    task: str,
-    predictions: list[dict[str, Any]],
-    references: list[dict[str, Any]],
-    cfg: dict[str, Any],
-) -> dict[str, dict[str, Any]]:
-    """Metrics of `task`, {name: {"value", "signature", ...} | {"skipped"}}, in TASK_METRICS order.
-
-    cfg: target_lang, metrics (subset to compute), bertscore {...}, comet {...}. A missing
-    hypothesis (None) scores as empty output, or as an unparsable choice.
-    """
+def _wanted(task: str, cfg: dict[str, Any]) -> list[str]:
     if task not in TASK_METRICS:
         raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASK_METRICS)}")
     wanted = cfg.get("metrics") or TASK_METRICS[task]
     unknown = [m for m in wanted if m not in TASK_METRICS[task]]
     if unknown:
         raise ValueError(f"metrics {unknown} not available for {task}: {TASK_METRICS[task]}")
+    return list(wanted)
+
+
+def evaluate_task(
+    task: str,
+    predictions: list[dict[str, Any]],
+    references: list[dict[str, Any]],
+    cfg: dict[str, Any],
+    passages: list[dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics of `task`, {name: {"value", "signature", ...} | {"skipped"}}, in TASK_METRICS order.
+
+    cfg: target_lang, metrics (subset to compute), bertscore {...}, comet {...}; for knowledge
+    kilt_task and grounding {...}, with `passages` the corpus the predictions retrieved from. A
+    missing hypothesis (None) scores as empty output, or as an unparsable choice.
+    """
+    wanted = _wanted(task, cfg)
+    if task == "knowledge":
+        return knowledge_metrics(predictions, references, passages or [], cfg)[0]
     preds = align(predictions, references)
     raw = [_hypothesis(p) for p in preds]
     hyps = [h or "" for h in raw]
@@ -148,7 +128,7 @@ def evaluate_task(
             out.update(rouge(hyps, targets))
         if "bertscore" in wanted:
             out.update(bertscore(hyps, targets, cfg.get("bertscore") or {}))
-    elif task == "multiple_choice":
+    else:  # multiple_choice
         try:
             num = [len(r["choices"]) for r in references]
             gold = [int(r["label"]) for r in references]
@@ -156,9 +136,125 @@ def evaluate_task(
             raise DataError(f"multiple_choice reference without valid choices/label: {e}") from e
         pred_labels = [parse_choice(h, n) for h, n in zip(raw, num, strict=True)]
         out.update(accuracy_macro_f1(pred_labels, gold, max(num, default=0)))
-    else:  # knowledge
-        out.update(exact_match_f1(hyps, [_answers(r) for r in references]))
     return {m: out[m] for m in TASK_METRICS[task] if m in wanted}
+
+
+# --- knowledge (KILT and co-supervision metrics) ----------------------------------------------
+
+
+def _gold_answers(ref: dict[str, Any]) -> list[str]:
+    """Cleaned gold answers of a knowledge reference ([] = unanswerable)."""
+    answers = ref.get("answers") if "answers" in ref else [ref.get("target") or ""]
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise DataError(f"reference {ref.get('id')!r}: answers is not a list of strings")
+    return kilt.clean_answers(answers)
+
+
+def _evidence_sets(ref: dict[str, Any]) -> list[list[str]]:
+    """The reference's provenance as one evidence set of page ids (possibly empty)."""
+    prov = ref.get("provenance") or []
+    if not isinstance(prov, list) or not all(isinstance(p, dict) and "wikipedia_id" in p
+                                             for p in prov):
+        raise DataError(f"reference {ref.get('id')!r}: provenance is not a list of "
+                        "{wikipedia_id, title}")
+    return [[str(p["wikipedia_id"]) for p in prov]]
+
+
+def _all_retrieved(preds: list[dict[str, Any]], passages: list[dict[str, Any]]
+                   ) -> list[list[dict[str, Any]]] | None:
+    """Retrieved passages per prediction; None when no prediction has "retrieved"."""
+    have = [p.get("retrieved") is not None for p in preds]
+    if not any(have):
+        return None
+    if not all(have):
+        lacking = [p["id"] for p, h in zip(preds, have, strict=True) if not h]
+        raise DataError(f"{len(lacking)} predictions lack 'retrieved' while others have it "
+                        f"({_few(lacking)})")
+    index = passage_index(passages, "passages.jsonl")
+    return [retrieved_passages(p, index) or [] for p in preds]
+
+
+def _entry(values: list[float | None], signature: str, why_none: str, **extra: Any
+           ) -> dict[str, Any]:
+    value, n = kilt.mean_x100(values)
+    if value is None:
+        return {"skipped": why_none}
+    return {"value": value, "signature": signature, "n": n, **extra}
+
+
+def _alias(entries: dict[str, dict[str, Any]], metric: str, what: str) -> dict[str, Any]:
+    """`what` (correctness / retrieval) as the entry of `metric`, naming it."""
+    e = dict(entries[metric])
+    if "signature" in e:
+        e["signature"] = f"{what}={metric}|{e['signature']}"
+    return {**e, "metric": metric}
+
+
+def knowledge_metrics(
+    predictions: list[dict[str, Any]],
+    references: list[dict[str, Any]],
+    passages: list[dict[str, Any]],
+    cfg: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """(metrics, per-example scores) of a knowledge run; see repro.metrics.kilt for the rules.
+
+    cfg: kilt_task (qa | slot_filling | fact_check | dialogue | long_form; default qa),
+    grounding {...}, metrics (subset). Per-example scores: {"ids", "scores": {metric: [x100 or
+    None where the example does not count]}} in reference order.
+    """
+    wanted = _wanted("knowledge", cfg)
+    kind = cfg.get("kilt_task") or "qa"
+    if kind not in kilt.KILT_TASKS:
+        raise ValueError(f"kilt_task {kind!r} (datasets.<name>.kilt_task) is not one of "
+                         f"{list(kilt.KILT_TASKS)}")
+    preds = align(predictions, references)
+    hyps = [_hypothesis(p) or "" for p in preds]
+    answers = [_gold_answers(r) for r in references]
+    sets = [_evidence_sets(r) for r in references]
+    retrieved = _all_retrieved(preds, passages)
+    page_of = {p["id"]: page_id(p) for p in passages}
+    rows = [kilt.example_scores(h, a, s, None if retrieved is None else retrieved[i], page_of)
+            for i, (h, a, s) in enumerate(zip(hyps, answers, sets, strict=True))]
+    per = {m: [r[m] for r in rows] for m in rows[0]} if rows else {}
+    unanswerable = sum(not a for a in answers)
+    no_prov = sum(not any(s) for s in sets)
+    no_answer = "no example has a gold answer" if references else "no examples"
+    no_ret = "predictions have no 'retrieved' passages (run without retrieval)"
+    sig = f"kilt|task={kind}|norm=squad|agg=max-over-answers"
+    out: dict[str, dict[str, Any]] = {}
+    for m in kilt.DOWNSTREAM_METRICS:
+        if m not in kilt.TASK_DOWNSTREAM[kind]:
+            why = (f"not a KILT metric of kilt_task {kind} "
+                   f"({', '.join(kilt.TASK_DOWNSTREAM[kind])})")
+            out[m] = out[f"kilt_{m}"] = {"skipped": why}
+            continue
+        out[m] = _entry(per.get(m, []), sig, no_answer, unanswerable=unanswerable)
+        out[f"kilt_{m}"] = ({"skipped": no_ret} if retrieved is None else _entry(
+            per.get(f"kilt_{m}", []), f"{sig}|credit=r_precision==1", no_answer,
+            unanswerable=unanswerable))
+    out["answer_in_output"] = _entry(per.get("answer_in_output", []),
+                                     "cosup-answer_em|norm=squad|substring", no_answer,
+                                     unanswerable=unanswerable)
+    rk = f"recall_at_{kilt.RECALL_K}"
+    if retrieved is None:
+        out.update({m: {"skipped": no_ret} for m in ("r_precision", rk, "answer_in_retrieved")})
+    else:
+        rsig = "kilt|page=wikipedia_id|empty-provenance=0"
+        out["r_precision"] = _entry(per["r_precision"], rsig, "no examples", no_provenance=no_prov)
+        out[rk] = _entry(per[rk], rsig, "no examples", no_provenance=no_prov)
+        out["answer_in_retrieved"] = _entry(per["answer_in_retrieved"],
+                                            "cosup-rev.support_em|raw-substring|title :: text",
+                                            no_answer, unanswerable=unanswerable)
+    for what, source in (("correctness", kilt.CORRECTNESS[kind]),
+                         ("retrieval", kilt.RETRIEVAL[kind])):
+        out[what] = _alias(out, source, what)
+        per[what] = per.get(source, [])
+    if "grounding" in wanted:
+        out["grounding"], per["grounding"] = grounding(hyps, retrieved, cfg.get("grounding") or {})
+    metrics = {m: out[m] for m in TASK_METRICS["knowledge"] if m in wanted}
+    scores = {m: [None if v is None else 100.0 * v for v in per[m]] for m in metrics
+              if "value" in metrics[m] and per.get(m)}
+    return metrics, {"ids": [r["id"] for r in references], "scores": scores}
 
 
 def evaluate_files(
@@ -179,11 +275,17 @@ def evaluate_files(
         align(predictions, references)
     except DataError as e:
         raise DataError(f"{predictions_path}: {e}") from e
-    result = {
-        "task": task,
-        "n": len(references),
-        "metrics": evaluate_task(task, predictions, references, cfg),
-    }
+    result: dict[str, Any] = {"task": task, "n": len(references)}
+    if task == "knowledge":
+        passages_path = Path(references_path).parent / "passages.jsonl"
+        passages = read_jsonl(passages_path) if passages_path.is_file() else []
+        try:
+            result["metrics"], result["per_example"] = knowledge_metrics(
+                predictions, references, passages, cfg)
+        except DataError as e:
+            raise DataError(f"{predictions_path} (passages {passages_path}): {e}") from e
+    else:
+        result["metrics"] = evaluate_task(task, predictions, references, cfg)
     if any("warmup" in p for p in predictions):
         by_id = {p["id"]: p for p in predictions}
         ordered = [by_id[r["id"]] for r in references]
