@@ -504,3 +504,45 @@ def test_latex_compiles(results, cosup, tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def kilt_metrics(c, r, g):
+    """Knowledge metrics.json entries as repro.metrics.evaluate writes them (subset)."""
+    return {
+        "correctness": {"value": c, "metric": "answer_in_output",
+                        "signature": "correctness=answer_in_output|cosup-answer_em"},
+        "exact_match": {"value": c - 5},
+        "accuracy": {"skipped": "not a KILT metric of kilt_task qa (exact_match, f1)"},
+        "retrieval": {"value": r, "metric": "answer_in_retrieved"},
+        "r_precision": {"value": r - 10},
+        "grounding": {"value": g} if g is not None else {"skipped": "no NLI model configured"},
+    }
+
+
+def test_cosup_rows_groups_in_paper_order():
+    """Variants of method cosup appear ntp+nsp, nsp, ntp but are shown ntp, nsp, ntp+nsp;
+    In-domain comes before Out-of-domain whatever the order of the groups mapping."""
+    per = {"ntp+nsp": {"nq": (40, 60, 30), "zsre": (30, 50, None)},
+           "nsp": {"nq": (20, 50, 20), "zsre": (10, 40, None)},
+           "ntp": {"nq": (30, 30, 10), "zsre": (20, 20, None)}}
+    res = [rec("knowledge", ds, "llama", "cosup", 0, kilt_metrics(*v), variant=var)
+           for var, by_ds in per.items() for ds, v in by_ds.items()]
+    groups = {"Out-of-domain": ["zsre", "trex"], "In-domain": ["nq"]}
+    t = task_table(res, "knowledge", groups=groups)
+    assert t.baseline_method == "cosup/ntp"
+    assert [r[2] for r in t.rows] == ["ntp", "nsp", "ntp+nsp"]
+    cols = _unique_cols(t)
+    assert cols == ["nq", "zsre", "In-domain", "Out-of-domain", "Avg"]
+    assert [c[0] for c in t.columns[:3]] == ["Correctness", "Retrieval", "Grounding"]
+    both = row(t, "cosup", "llama", "ntp+nsp")
+    assert both[("Correctness", "nq")] == "40.00 (+10.00)"
+    assert both[("Retrieval", "Out-of-domain")] == "50.00 (+30.00)"
+    assert both[("Correctness", "Avg")] == "35.00 (+10.00)"  # mean(40, 30) - mean(30, 20)
+    assert both[("Grounding", "zsre")].startswith("n/a [")  # skipped, with its reason
+    assert both[("Grounding", "Avg")] == "-"  # an average needs every dataset
+    assert "no NLI model configured" in t.footnotes
+    assert any("correctness=answer_in_output" in s for s in t.signatures["Correctness"])
+
+
+def _unique_cols(t):
+    return list(dict.fromkeys(c[1] for c in t.columns))

@@ -39,13 +39,17 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "translation": ("bleu", "chrf", "comet"),
     "summarization": ("rouge1", "rouge2", "rougeL", "bertscore"),
     "multiple_choice": ("accuracy", "macro_f1"),
-    "knowledge": ("exact_match", "f1"),
+    "knowledge": (
+        "correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
+        "retrieval", "r_precision", "recall_at_5", "answer_in_retrieved",
+        "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding",
+    ),
 }
 MAIN_METRIC: dict[str, str] = {
     "translation": "bleu",
     "summarization": "rougeL",
     "multiple_choice": "accuracy",
-    "knowledge": "f1",
+    "knowledge": "correctness",
 }
 METRIC_NAMES: dict[str, str] = {
     "bleu": "BLEU",
@@ -59,6 +63,17 @@ METRIC_NAMES: dict[str, str] = {
     "macro_f1": "Macro-F1",
     "exact_match": "EM",
     "f1": "F1",
+    "correctness": "Correctness",
+    "retrieval": "Retrieval",
+    "grounding": "Grounding",
+    "answer_in_output": "Answer in output",
+    "answer_in_retrieved": "Answer in retrieved",
+    "r_precision": "R-precision",
+    "recall_at_5": "Recall@5",
+    "kilt_exact_match": "KILT-EM",
+    "kilt_f1": "KILT-F1",
+    "kilt_accuracy": "KILT-AC",
+    "kilt_rougeL": "KILT-RL",
 }
 TASK_NAMES: dict[str, str] = {
     "translation": "Translation",
@@ -103,6 +118,8 @@ class TableSpec:
     by_dataset: bool = False  # columns: per dataset its metrics (else per metric its datasets)
     panels: bool = False  # render one panel per metric (rows repeated), as the paper does
     baselines: tuple[str, ...] = ()  # "method" or "method/variant", tried before the default
+    row_order: tuple[str, ...] = ()  # selectors: rows of a model in this order, others after
+    group_order: tuple[str, ...] = ()  # average columns shown first, in this order
 
 
 def _m(*keys: str, label: str | None = None) -> MetricSpec:
@@ -130,14 +147,16 @@ TABLE_SPECS: dict[str, TableSpec] = {
         "knowledge",
         "Information seeking (token-sequence co-supervision main table)",
         (
-            _m("correctness", "answer_em", "kilt_score", "str_em", "claims_nli", "accuracy",
-               "exact_match", "em", label="Correctness"),
-            _m("retrieval", "r_precision", "support_em", "support_exist", "recall_at_1",
+            _m("correctness", "answer_em", "str_em", "claims_nli", "answer_in_output",
+               "accuracy", "exact_match", label="Correctness"),
+            _m("retrieval", "r_precision", "answer_in_retrieved", "support_em", "support_exist",
                label="Retrieval"),
-            _m("grounding", "citation_rec", "citation_recall", label="Grounding"),
+            _m("grounding", "citation_rec", label="Grounding"),
         ),
         by_dataset=True,
         baselines=("ntp", "cosup/ntp"),
+        row_order=("ntp", "cosup/ntp", "nsp", "cosup/nsp", "ntp+nsp", "cosup/ntp+nsp"),
+        group_order=("In-domain", "Out-of-domain"),
     ),
 }
 
@@ -483,6 +502,28 @@ def baseline_row(rows: Sequence[RowKey], row: RowKey, selector: str) -> RowKey |
     return (same or cands or [None])[0]
 
 
+def spec_row_order(rows: Sequence[RowKey], spec: TableSpec, baseline: str) -> list[RowKey]:
+    """Rows of each model (models in their order): the baseline first, then the spec's
+    `row_order` selectors in turn, then the rest in their order."""
+    def rank(row: RowKey) -> int:
+        if _matches(row, baseline):
+            return -1
+        return next((i for i, sel in enumerate(spec.row_order) if _matches(row, sel)),
+                    len(spec.row_order))
+
+    if not spec.row_order:
+        return list(rows)
+    models = _unique(r[0] for r in rows)
+    return sorted(rows, key=lambda r: (models.index(r[0]), rank(r)))
+
+
+def _ordered_groups(groups: Mapping[str, Sequence[str]], first: Sequence[str]
+                    ) -> list[tuple[str, Sequence[str]]]:
+    """Groups named in `first` (in that order), then the others in their order."""
+    named = [(g, groups[g]) for g in first if g in groups]
+    return named + [(g, m) for g, m in groups.items() if g not in first]
+
+
 def _resolve_metrics(
     tidy: pd.DataFrame, spec: TableSpec
 ) -> tuple[list[MetricSpec], dict[tuple[str, str, str, str], str]]:
@@ -583,9 +624,10 @@ def task_table(
     if "/" in baseline:  # a method/variant baseline: that row first within its model
         rows = [r for m in _unique(r[0] for r in rows) for first in (True, False)
                 for r in rows if r[0] == m and _matches(r, baseline) == first]
+    rows = spec_row_order(rows, spec, baseline)
 
     avg_groups: dict[str, list[str]] = {}
-    for name, members in (groups or {}).items():
+    for name, members in _ordered_groups(groups or {}, spec.group_order):
         present = [d for d in datasets if d in set(members)]
         if present and name != AVG:
             avg_groups[name] = present
