@@ -69,6 +69,35 @@ def test_target_mean_equals_average_of_separate_ces(setup, monkeypatch):
     assert loss.item() == pytest.approx(sum(hand) / len(hand), abs=1e-5)
 
 
+def test_shared_prompt_pass_equals_full_sequences_in_value_and_gradient(setup):
+    """Decoder-only: the prompt run once with its cache repeated gives the same hidden states
+    (at every labelled position, the first warmup token included) and gradients as n full
+    sequences."""
+    arch, tok, model, feats, batch = setup
+    if arch == ENCODER_DECODER:
+        pytest.skip("decoder-only path")
+    meth = method(setup)
+    wb = meth.build(batch, fixed_warmups(tok))
+    model.eval()
+    keep = wb.labels[:, 1:] != IGNORE
+
+    def head(h):
+        model.zero_grad()
+        logp = torch.log_softmax(model.get_output_embeddings()(h[keep]), -1)
+        picked = logp.gather(-1, wb.labels[:, 1:][keep][:, None]).sum()
+        picked.backward()
+        return picked.item(), [p.grad.clone() for p in model.parameters()]
+
+    shared, g_shared = head(wm.shared_prompt_hidden(model, batch, wb, 3))
+    full = model.base_model(input_ids=wb.input_ids,
+                            attention_mask=wb.attention_mask).last_hidden_state[:, :-1]
+    ref, g_ref = head(full)
+    model.zero_grad()
+    assert shared == pytest.approx(ref, abs=1e-5)
+    for a, b in zip(g_shared, g_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
+
+
 def test_masks_cover_warmup_separator_and_prompt_exactly(setup):
     arch, tok, model, feats, batch = setup
     meth = method(setup)

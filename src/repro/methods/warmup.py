@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from repro.batching import IGNORE, pad
 from repro.methods.base import Method, generate
 from repro.methods.sampling import beam_sample
-from repro.models import ENCODER_DECODER
+from repro.models import DECODER_ONLY, ENCODER_DECODER
 
 LOSSES = ("target_mean", "joint", "reward_weighted", "reinforce")
 
@@ -162,9 +162,10 @@ class Warmup(Method):
                          wb: WarmupBatch) -> torch.Tensor:
         """Log-probability of each label token [B*n, T], 0 where the loss does not read it.
 
-        The encoder runs once per example and its states are expanded to the n continuations;
-        the LM head and log-softmax run only on the positions the loss reads (the target for
-        `target_mean`, every labelled position for the other variants).
+        The encoder (decoder-only: the prompt) runs once per example and its states (the
+        prompt's KV cache) are expanded to the n continuations; the LM head and log-softmax
+        run only on the positions the loss reads (the target for `target_mean`, every labelled
+        position for the other variants).
         """
         n = self.opts.n
         if self.arch == ENCODER_DECODER:
@@ -178,8 +179,7 @@ class Warmup(Method):
                 h = h * model.config.d_model ** -0.5
             labels, keep = wb.labels, wb.target_mask
         else:
-            h = model.base_model(input_ids=wb.input_ids,
-                                 attention_mask=wb.attention_mask).last_hidden_state[:, :-1]
+            h = shared_prompt_hidden(model, batch, wb, n)
             labels, keep = wb.labels[:, 1:], wb.target_mask[:, 1:]
         if self.opts.loss != "target_mean":
             keep = labels != IGNORE
@@ -249,6 +249,44 @@ class Warmup(Method):
             for i, row in zip(idx, out[:, length + 1 :].tolist(), strict=True):
                 results[i] = strip_specials(row, self.stop)
         return results
+
+
+def shared_prompt_hidden(model, batch: dict[str, torch.Tensor], wb: WarmupBatch,
+                         n: int) -> torch.Tensor:
+    """Decoder-only hidden states predicting each token of the n sequences `prompt c_i SEP y`.
+
+    The prompt runs once per example; its KV cache is repeated for the n continuations
+    `c_i SEP y`, which run in one pass on top of it (gradients flow back through the cache).
+    Returns [B*n, T-1, d] aligned with the shifted labels `wb.labels[:, 1:]`; rows are zero
+    at the prompt positions (which no loss reads) except the last, which predicts c_i.
+    """
+    prompts = prompt_rows(batch, DECODER_ONLY)
+    p_len = [len(p) for p in prompts]
+    rows = wb.input_ids.tolist()
+    real = wb.attention_mask.sum(-1).tolist()
+    conts = [rows[r][p_len[r // n] : real[r]] for r in range(len(rows))]
+    dev = wb.input_ids.device
+    p_ids = pad(prompts, 0, left=True).to(dev)
+    p_mask = pad([[1] * k for k in p_len], 0, left=True).to(dev)
+    out = model.base_model(input_ids=p_ids, attention_mask=p_mask,
+                           position_ids=(p_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
+    cache = out.past_key_values
+    cache.batch_repeat_interleave(n)
+    c_ids, c_mask = pad(conts, 0).to(dev), pad([[1] * len(c) for c in conts], 0).to(dev)
+    starts = torch.tensor(p_len, device=dev).repeat_interleave(n)
+    c_pos = starts[:, None] + torch.arange(c_ids.shape[1], device=dev)
+    h_c = model.base_model(input_ids=c_ids, attention_mask=torch.cat(
+        [p_mask.repeat_interleave(n, dim=0), c_mask], dim=1), position_ids=c_pos,
+        past_key_values=cache, use_cache=True).last_hidden_state
+    # the hidden state before continuation token j: the prompt's last for j = 0, else h_c[j-1]
+    pred = torch.cat([out.last_hidden_state[:, -1:].repeat_interleave(n, dim=0),
+                      h_c[:, :-1]], dim=1)
+    h = pred.new_zeros(wb.input_ids.shape[0], wb.input_ids.shape[1] - 1, pred.shape[-1])
+    cols = (starts - 1)[:, None] + torch.arange(pred.shape[1], device=dev)
+    valid = c_mask.bool()
+    row_idx = torch.arange(h.shape[0], device=dev)[:, None].expand_as(cols)
+    h[row_idx[valid], cols[valid]] = pred[valid]
+    return h
 
 
 def decoder_start(model) -> int:
