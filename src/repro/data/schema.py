@@ -2,8 +2,11 @@
 
 Every record has `id`, `source` and `target` (str). Multiple choice adds `choices` (2-8 str)
 and `label` (index into choices; `target` is its letter). Knowledge adds `answers` (non-empty
-list of str, `target` == answers[0]) and `provenance` (list of {"wikipedia_id", "title"}).
-Knowledge passages are {"id", "title", "text"}. Extra fields are allowed and ignored.
+list of str, `target` == answers[0]) and `provenance` (list of {"wikipedia_id", "title"}), and
+optionally `candidates`: the ids (str) of the record's candidate passages in the dataset's
+passages.jsonl, the per-question pool retrieval picks from (ALCE's docs). Co-supervision
+training records also carry `cosup_output` and `evidence` (repro.data.cosup_format). Knowledge
+passages are {"id", "title", "text"}. Extra fields are allowed and ignored.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ def _check_knowledge(rec: dict[str, Any]) -> str | None:
         if not (isinstance(p, dict) and isinstance(p.get("wikipedia_id"), str)
                 and isinstance(p.get("title"), str)):
             return "provenance item is not {'wikipedia_id': str, 'title': str}"
+    if "candidates" in rec and not _is_str_list(rec["candidates"]):
+        return "'candidates' is not a list of str"
     return None
 
 

@@ -2,26 +2,57 @@
 
 Source kinds (`source["kind"]`):
 - "synthetic": {"generator": task, "options": {...}, "seed": int} -> `synthetic.generate`.
-- "local": {"files": {split: path}, "format": "jsonl"|"tsv"|"parquet" (default: extension),
-  "columns": {...}, "lenient": bool, "header": bool (tsv, default true; without a header the
-  columns are named "0", "1", ...), "passages": jsonl path, "passage_columns": {...}}.
+- "local": {"files": {split: path}, "format": "jsonl"|"tsv"|"parquet"|"json"|"pickle" (default:
+  extension), "columns": {...}, "lenient": bool, "header": bool (tsv, default true; without a
+  header the columns are named "0", "1", ...), "field" (json/pickle: the key holding the rows)}.
 - "hf": {"path": hub id or builder ("json", "parquet", a local dir), "name", "revision",
   "data_files", "cache_dir", "splits": {our split: dataset split, slicing allowed},
-  "columns": {...}, "passages", "passage_columns"} via `datasets.load_dataset`.
+  "columns": {...}} via `datasets.load_dataset`.
+
+Per split, `splits[split]` may also be a mapping that overrides any of these keys for that split
+only (`kind`, `path`, `name`, `revision`, `data_files`, `file`, `format`, `columns`, ...; its
+`split` names the dataset split), e.g. WMT training pairs with FLORES dev/devtest. Options that
+work for both kinds, at top level or per split:
+- "slice": [start, stop] (Python slice of the split's rows), then "sample": {"n", "seed"} (n rows
+  drawn without replacement, kept in corpus order; the same rows whether the data come from the
+  hub or a local copy of it).
+- "join": {"path", "name", "revision", "data_files", "split", "kind", "file", ..., "key",
+  "row_key", "field"}: rows of a second dataset (kind hf unless given; split: this split's),
+  indexed by their `key`, attached under `field` (default "joined") to each row whose `row_key`
+  path matches; e.g. KILT TriviaQA ids -> TriviaQA questions.
+- "candidates": {"path", "columns", "id_format"}: per-question candidate passages. `path` is the
+  list in a raw row; an item is a passage (a dict mapped by `columns`, default id/title/text) or a
+  bare passage id. Ids are formatted with `id_format` (default "{}"); a passage without an id gets
+  "{record id}#{index}". The record gets `candidates` (passage ids, in order) and inline passages
+  join the dataset's passages.
+- "convert": "cosup_official" with "ids2text" (path of the {"[k_<id>]": passage} JSON): the rows
+  are the released co-supervision training data (input / output with [k_<id>] placeholders /
+  evidence) and become records and passages through repro.data.cosup_format.convert_official
+  (`columns` is not used); its counts join the split's fetch stats.
+Top-level "download" (a list of {url | hf_repo, repo_type, revision; to; extract}) is not read
+here: scripts/predownload.py fetches those files on a login node. Top-level "passages" (jsonl of
+{id, title, text} mapped by "passage_columns", or a .json object {id: text}) gives the passage
+corpus of knowledge tasks.
 
 `columns` maps a record field to a dotted path into the raw row ("translation.de",
-"options.0"), or to a list of paths (giving a list). Without `columns`, the row's own schema
-fields are taken. Fields not mapped explicitly get defaults: `id` = f"{split}-{index}",
-multiple-choice `source` = mc_source(question, choices, context) and `target` = letter(label),
-knowledge `target` = answers[0] and `provenance` = []. A mapped path missing from a row leaves
-the field absent (the filter counts the record as malformed). An int `id` becomes a str; a str
-`label` of digits becomes an int, a letter its index; a str `answers` becomes [answers].
+"options.0"), or to a list of paths (giving a list). A `*` in a path maps over a list and
+flattens one level ("output.*.answer": every answer of every output). Without `columns`, the
+row's own schema fields are taken. Fields not mapped explicitly get defaults: `id` =
+f"{split}-{index}", multiple-choice `source` = mc_source(question, choices, context) and `target`
+= letter(label), knowledge `target` = answers[0] and `provenance` = []. A mapped path missing
+from a row leaves the field absent (the filter counts the record as malformed). An int `id`
+becomes a str; a str `label` of digits becomes an int, a letter its index; a str `answers`
+becomes [answers]; knowledge answers lose empty and repeated strings, provenance repeated items.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import json
 import os
+import pickle
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +69,12 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "knowledge": ("id", "source", "target", "answers", "provenance"),
 }
 PASSAGE_FIELDS = ("id", "title", "text")
-FORMATS = {".jsonl": "jsonl", ".tsv": "tsv", ".parquet": "parquet"}
+FORMATS = {".jsonl": "jsonl", ".tsv": "tsv", ".parquet": "parquet", ".json": "json",
+           ".pickle": "pickle", ".pkl": "pickle"}
+# Keys of a per-split override (`splits[split]` as a mapping) and of a `join` spec.
+SPLIT_KEYS = {"kind", "path", "name", "revision", "data_files", "cache_dir", "split", "file",
+              "format", "columns", "lenient", "header", "field", "slice", "sample", "join",
+              "candidates", "convert", "ids2text"}
 _MISSING = object()
 
 
@@ -52,14 +88,26 @@ class FetchResult:
 
 
 def _lookup(row: Any, path: str | list[str]) -> Any:
-    """Value at a dotted path (dict keys, list indices), a list of such values, or _MISSING."""
+    """Value at a dotted path (dict keys, list indices, `*` over a list), a list of such values,
+    or _MISSING."""
     if isinstance(path, list):
         values = [_lookup(row, p) for p in path]
         return _MISSING if any(v is _MISSING for v in values) else values
     if isinstance(row, dict) and path in row:
         return row[path]
+    parts = path.split(".")
     cur = row
-    for part in path.split("."):
+    for i, part in enumerate(parts):
+        if part == "*":
+            if not isinstance(cur, list):
+                return _MISSING
+            rest = ".".join(parts[i + 1:])
+            out: list[Any] = []
+            for item in cur:
+                v = _lookup(item, rest) if rest else item
+                if v is not _MISSING:
+                    out.extend(v if isinstance(v, list) else [v])
+            return out
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
         elif isinstance(cur, list) and part.lstrip("-").isdigit() and -len(cur) <= int(part) < len(
@@ -97,18 +145,29 @@ def _finish_mc(rec: Record, mapped: set[str]) -> None:
 def _finish_knowledge(rec: Record, mapped: set[str]) -> None:
     answers = rec.get("answers")
     if isinstance(answers, str):
-        rec["answers"] = answers = [answers]
+        answers = [answers]
+    if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
+        answers = list(dict.fromkeys(a for a in answers if a.strip()))
+    if answers is not None:
+        rec["answers"] = answers
     if "target" not in rec and "target" not in mapped and isinstance(answers, list) and answers:
         rec["target"] = answers[0]
     prov = rec.get("provenance", _MISSING)
     if prov is _MISSING and "provenance" not in mapped:
         rec["provenance"] = []
     elif isinstance(prov, list):
-        rec["provenance"] = [
+        items = [
             {"wikipedia_id": _str_id(p["wikipedia_id"]), "title": p["title"]}
             if isinstance(p, dict) and "wikipedia_id" in p and "title" in p else p
             for p in prov
         ]
+        seen: set[str] = set()
+        rec["provenance"] = []
+        for p in items:
+            key = json.dumps(p, sort_keys=True, ensure_ascii=False, default=str)
+            if key not in seen:
+                seen.add(key)
+                rec["provenance"].append(p)
 
 
 def map_row(row: Record, columns: dict[str, Any] | None, task: str, split: str, index: int
@@ -157,7 +216,37 @@ def _read_tsv(path: Path, lenient: bool, header: bool) -> tuple[list[Record], in
     return rows, bad
 
 
-def _read_file(path: Path, fmt: str, lenient: bool, header: bool) -> tuple[list[Record], int]:
+class _RowsOnly(pickle.Unpickler):
+    """Unpickler of plain containers only (dict, list, str, numbers): no class is ever loaded."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only plain dicts, "
+                                     "lists, strings and numbers are read")
+
+
+def _rows_of(obj: Any, path: Path, field: str | None) -> list[Record]:
+    """Rows of a JSON/pickle document: a list of objects, `obj[field]`, or a dict of columns."""
+    if field is not None:
+        if not isinstance(obj, dict) or field not in obj:
+            raise DataError(f"{path}: no key {field!r} at the top level (set 'field')")
+        obj = obj[field]
+    if isinstance(obj, dict) and obj and all(isinstance(v, list) for v in obj.values()):
+        lengths = {k: len(v) for k, v in obj.items()}
+        if len(set(lengths.values())) != 1:
+            raise DataError(f"{path}: columns of different lengths {lengths}")
+        names = list(obj)
+        return [dict(zip(names, vals, strict=True)) for vals in zip(*obj.values(), strict=True)]
+    if isinstance(obj, list):
+        bad = next((i for i, r in enumerate(obj) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise DataError(f"{path}: item {bad} is not an object")
+        return obj
+    raise DataError(f"{path}: expected a list of objects or a dict of equal-length lists"
+                    + ("" if field else " (or set 'field' to the key holding them)"))
+
+
+def _read_file(path: Path, fmt: str, lenient: bool, header: bool, field: str | None = None
+               ) -> tuple[list[Record], int]:
     """Rows of one local file and the number of malformed lines skipped."""
     try:
         if fmt == "jsonl":
@@ -165,6 +254,12 @@ def _read_file(path: Path, fmt: str, lenient: bool, header: bool) -> tuple[list[
             return list(iter_jsonl(path, lenient=lenient, bad_lines=bad)), len(bad)
         if fmt == "tsv":
             return _read_tsv(path, lenient, header)
+        if fmt == "json":
+            with open(path, encoding="utf-8") as f:
+                return _rows_of(json.load(f), path, field), 0
+        if fmt == "pickle":
+            with open(path, "rb") as fb:
+                return _rows_of(_RowsOnly(io.BufferedReader(fb)).load(), path, field), 0
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pylist(), 0
@@ -174,7 +269,9 @@ def _read_file(path: Path, fmt: str, lenient: bool, header: bool) -> tuple[list[
         raise DataError(f"{path}: cannot read ({e})") from e
     except DataError:
         raise
-    except ValueError as e:  # includes pyarrow's ArrowInvalid for a corrupt parquet file
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise DataError(f"{path}: cannot read pickle ({e})") from e
+    except ValueError as e:  # json errors, pyarrow's ArrowInvalid for a corrupt parquet file
         raise DataError(f"{path}: cannot read {fmt} ({e})") from e
 
 
@@ -182,7 +279,7 @@ def _format(path: Path, fmt: str | None) -> str:
     fmt = fmt or FORMATS.get(path.suffix.lower())
     if fmt not in FORMATS.values():
         raise DataError(f"{path}: unknown format {fmt!r}; set 'format' to one of "
-                        f"{sorted(FORMATS.values())}")
+                        f"{sorted(set(FORMATS.values()))}")
     return fmt
 
 
@@ -191,9 +288,16 @@ def _passages(source: dict[str, Any]) -> tuple[list[Record], dict[str, Any]]:
         return [], {}
     path = Path(source["passages"])
     if not path.is_file():
-        raise DataError(f"passages file {path} not found")
+        hint = " (scripts/predownload.py fetches it)" if source.get("download") else ""
+        raise DataError(f"passages file {path} not found{hint}")
     bad: list[int] = []
-    rows = list(iter_jsonl(path, lenient=bool(source.get("lenient")), bad_lines=bad))
+    if path.suffix.lower() == ".json":  # {id: text} (e.g. ids2text.json) or a list of objects
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+        rows = ([{"id": k, "title": "", "text": v} for k, v in obj.items()]
+                if isinstance(obj, dict) else _rows_of(obj, path, None))
+    else:
+        rows = list(iter_jsonl(path, lenient=bool(source.get("lenient")), bad_lines=bad))
     columns = source.get("passage_columns") or {f: f for f in PASSAGE_FIELDS}
     passages = []
     for row in rows:
@@ -204,51 +308,191 @@ def _passages(source: dict[str, Any]) -> tuple[list[Record], dict[str, Any]]:
     return passages, {"passages": {"read": len(rows), "malformed_lines": len(bad)}}
 
 
-def _fetch_local(source: dict[str, Any], task: str) -> FetchResult:
-    files = source.get("files") or {}
-    lenient, header = bool(source.get("lenient", False)), bool(source.get("header", True))
-    splits: dict[str, list[Record]] = {}
-    stats: dict[str, Any] = {}
-    for split in SPLITS:
-        if split not in files:
-            raise DataError(f"local source: no file given for split '{split}' (files: {files})")
-        path = Path(files[split])
-        if not path.is_file():
-            raise DataError(f"local source: file for split '{split}' not found: {path}")
-        rows, bad = _read_file(path, _format(path, source.get("format")), lenient, header)
-        splits[split] = [map_row(r, source.get("columns"), task, split, i)
-                         for i, r in enumerate(rows)]
-        stats[split] = {"read": len(rows), "malformed_lines": bad}
-    passages, pstats = _passages(source)
-    return FetchResult(splits=splits, passages=passages, stats={**stats, **pstats})
+def split_source(source: dict[str, Any], split: str) -> dict[str, Any]:
+    """The source of one split: the top-level keys, overridden by `splits[split]` if a mapping.
+
+    For kind "hf" the result's `split` is the dataset split to load (`splits[split]` when a
+    string; else the override's `split`, default our split name); for kind "local" its `file` is
+    `files[split]` unless the override gives one.
+    """
+    spec = {k: v for k, v in source.items() if k not in ("splits", "files", "passages",
+                                                          "passage_columns")}
+    over = (source.get("splits") or {}).get(split)
+    if isinstance(over, dict):
+        unknown = sorted(set(over) - SPLIT_KEYS)
+        if unknown:
+            raise DataError(f"source.splits.{split}: unknown keys {unknown} "
+                            f"(known: {sorted(SPLIT_KEYS)})")
+        if over.get("kind", spec.get("kind")) != spec.get("kind"):  # another kind: start afresh
+            spec = {k: v for k, v in spec.items() if k in ("lenient", "cache_dir")}
+        spec.update(over)
+    elif over is not None:
+        spec["split"] = over
+    if spec.get("kind") == "local":
+        spec.setdefault("file", (source.get("files") or {}).get(split))
+    elif source.get("splits") and over is None:
+        spec["split"] = None  # a split map that lacks this split
+    else:
+        spec.setdefault("split", split)
+    return spec
 
 
-def _fetch_hf(source: dict[str, Any], task: str) -> FetchResult:
+def _indices(n: int, spec: dict[str, Any], where: str) -> list[int] | None:
+    """Row indices after `slice` then `sample` (None: all rows, in order)."""
+    if not spec.get("slice") and not spec.get("sample"):
+        return None
+    idx = range(n)
+    if spec.get("slice"):
+        sl = spec["slice"]
+        if not (isinstance(sl, list) and len(sl) == 2):
+            raise DataError(f"{where}: 'slice' must be [start, stop] (null for open ends)")
+        idx = idx[slice(sl[0], sl[1])]
+    out = list(idx)
+    if spec.get("sample"):
+        sample = spec["sample"]
+        if not isinstance(sample, dict) or not isinstance(sample.get("n"), int):
+            raise DataError(f"{where}: 'sample' must be {{n: int, seed: int}}")
+        k = min(sample["n"], len(out))
+        picked = random.Random(sample.get("seed", 0)).sample(range(len(out)), k)
+        out = [out[i] for i in sorted(picked)]
+    return out
+
+
+def _load_hf(spec: dict[str, Any], where: str) -> list[Record]:
     import datasets
 
-    path, name = source["path"], source.get("name")
+    path, name = spec["path"], spec.get("name")
     what = f"dataset {path!r}" + (f" ({name})" if name else "")
-    if source.get("data_files"):
-        what += f" with data_files {source['data_files']}"
-    split_map = source.get("splits") or {s: s for s in SPLITS}
+    if spec.get("data_files"):
+        what += f" with data_files {spec['data_files']}"
+    if spec.get("split") is None:
+        raise DataError(f"hf source {what}: no dataset split given for {where}")
+    try:
+        ds = datasets.load_dataset(
+            path, name, revision=spec.get("revision"), split=spec["split"],
+            data_files=spec.get("data_files"), cache_dir=spec.get("cache_dir"),
+        )
+    except Exception as e:  # the hub and builders raise many kinds; name what failed
+        raise DataError(f"{where}: cannot load split {spec['split']!r} of {what}: "
+                        f"{type(e).__name__}: {e}") from e
+    idx = _indices(len(ds), spec, where)
+    return (ds if idx is None else ds.select(idx)).to_list()
+
+
+def _load_rows(spec: dict[str, Any], where: str) -> tuple[list[Record], int]:
+    """Raw rows (after slice/sample) of one split spec and the malformed lines skipped."""
+    kind = spec.get("kind")
+    if kind == "hf":
+        return _load_hf(spec, where), 0
+    if kind != "local":
+        raise DataError(f"{where}: unknown source kind {kind!r}; expected 'local' or 'hf'")
+    if not spec.get("file"):
+        raise DataError(f"local source: no file given for {where}")
+    path = Path(spec["file"])
+    if not path.is_file():
+        hint = (" (download it first: scripts/predownload.py, the source's `download`)"
+                if spec.get("download") else "")
+        raise DataError(f"local source: file for {where} not found: {path}{hint}")
+    rows, bad = _read_file(path, _format(path, spec.get("format")),
+                           bool(spec.get("lenient", False)), bool(spec.get("header", True)),
+                           spec.get("field"))
+    idx = _indices(len(rows), spec, where)
+    return (rows if idx is None else [rows[i] for i in idx]), bad
+
+
+def _join(rows: list[Record], join: dict[str, Any], split_spec: dict[str, Any], where: str
+          ) -> int:
+    """Attach matching rows of `join` under join["field"]; return the number unmatched."""
+    for key in ("key", "row_key"):
+        if not join.get(key):
+            raise DataError(f"{where}: join needs '{key}'")
+    spec = {"kind": "hf", "split": split_spec.get("split"), "cache_dir": split_spec.get(
+        "cache_dir"), **{k: v for k, v in join.items() if k not in ("key", "row_key", "field")}}
+    other, _ = _load_rows(spec, f"{where} (join)")
+    index = {str(v): r for r in other if (v := _lookup(r, join["key"])) is not _MISSING}
+    field_name = join.get("field", "joined")
+    unmatched = 0
+    for row in rows:
+        match = index.get(str(_lookup(row, join["row_key"])))
+        if match is None:
+            unmatched += 1
+        else:
+            row[field_name] = match
+    return unmatched
+
+
+def _candidates(row: Record, rec: Record, cfg: dict[str, Any], passages: dict[str, Record]
+                ) -> None:
+    """Set rec["candidates"] from the list at cfg["path"]; add inline passages to `passages`."""
+    items = _lookup(row, cfg["path"])
+    if items is _MISSING or not isinstance(items, list):
+        return
+    columns = cfg.get("columns") or {f: f for f in PASSAGE_FIELDS}
+    fmt = cfg.get("id_format", "{}")
+    ids: list[str] = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            doc = {k: v for k, p in columns.items() if (v := _lookup(item, p)) is not _MISSING}
+            raw_id = doc.get("id")
+            pid = fmt.format(raw_id) if raw_id is not None else f"{rec.get('id')}#{i}"
+            doc["id"] = pid
+            passages.setdefault(pid, doc)
+        else:
+            pid = fmt.format(item)
+        ids.append(pid)
+    rec["candidates"] = ids
+
+
+def _convert(rows: list[Record], spec: dict[str, Any], task: str, where: str,
+             stats: dict[str, Any], passages: dict[str, Record]) -> list[Record]:
+    """Records of a `convert` split; its passages are added to `passages`."""
+    if spec["convert"] != "cosup_official" or task != "knowledge":
+        raise DataError(f"{where}: unknown convert {spec['convert']!r} for task {task!r} "
+                        "(known: 'cosup_official' for knowledge)")
+    from repro.data.cosup_format import convert_official
+
+    ids2text_path = Path(spec.get("ids2text") or "")
+    if not ids2text_path.is_file():
+        raise DataError(f"{where}: ids2text file {str(ids2text_path)!r} not found (set "
+                        "'ids2text'; scripts/predownload.py fetches it)")
+    with open(ids2text_path, encoding="utf-8") as f:
+        ids2text = json.load(f)
+    records, converted, cstats = convert_official(rows, ids2text,
+                                                  where=f"{where} ({spec.get('file')})")
+    for p in converted:
+        passages.setdefault(p["id"], p)
+    stats.update(cstats)
+    return records
+
+
+def _fetch_rows(source: dict[str, Any], task: str) -> FetchResult:
     splits: dict[str, list[Record]] = {}
     stats: dict[str, Any] = {}
-    for split in SPLITS:
-        if split not in split_map:
-            raise DataError(f"hf source {what}: no dataset split given for split '{split}'")
-        try:
-            ds = datasets.load_dataset(
-                path, name, revision=source.get("revision"), split=split_map[split],
-                data_files=source.get("data_files"), cache_dir=source.get("cache_dir"),
-            )
-        except Exception as e:  # the hub and builders raise many kinds; name what failed
-            raise DataError(f"split '{split}': cannot load split {split_map[split]!r} of {what}: "
-                            f"{type(e).__name__}: {e}") from e
-        rows = ds.to_list()
-        splits[split] = [map_row(r, source.get("columns"), task, split, i)
-                         for i, r in enumerate(rows)]
-        stats[split] = {"read": len(rows), "malformed_lines": 0}
     passages, pstats = _passages(source)
+    inline: dict[str, Record] = {}
+    for split in SPLITS:
+        spec = split_source(source, split)
+        where = f"split '{split}'"
+        rows, bad = _load_rows(spec, where)
+        st: dict[str, Any] = {"read": len(rows), "malformed_lines": bad}
+        if spec.get("join"):
+            st["unjoined"] = _join(rows, spec["join"], spec, where)
+        if spec.get("convert"):
+            records = _convert(rows, spec, task, where, st, inline)
+        else:
+            records = []
+            for i, row in enumerate(rows):
+                rec = map_row(row, spec.get("columns"), task, split, i)
+                if spec.get("candidates"):
+                    _candidates(row, rec, spec["candidates"], inline)
+                records.append(rec)
+        splits[split] = records
+        stats[split] = st
+    known = {p.get("id") for p in passages}
+    passages += [p for pid, p in inline.items() if pid not in known]
+    if inline:
+        pstats = {"passages": {**pstats.get("passages", {"read": 0, "malformed_lines": 0}),
+                               "inline": len(inline)}}
     return FetchResult(splits=splits, passages=passages, stats={**stats, **pstats})
 
 
@@ -264,10 +508,8 @@ def fetch(source: dict[str, Any], task: str) -> FetchResult:
         if generator != task:
             raise DataError(f"synthetic generator {generator!r} does not make {task!r} records")
         return synthetic.generate(generator, source.get("options") or {}, source.get("seed", 0))
-    if kind == "local":
-        return _fetch_local(source, task)
-    if kind == "hf":
-        return _fetch_hf(source, task)
+    if kind in ("local", "hf"):
+        return _fetch_rows(source, task)
     raise DataError(f"unknown source kind {kind!r}; expected 'synthetic', 'local' or 'hf'")
 
 
