@@ -1,0 +1,144 @@
+"""The paper configs: they validate, expand into the papers' runs, build their full DAGs offline
+in seconds, fail early on a missing checkpoint, and list their downloads without fetching."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from repro import config as rc
+from repro.base_model import prepare_base_model
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+# Runs: warmup = 8 directions x {sft, warmup} x 3 seeds + XSum 2 x 3 + LogiQA2 2 models x 2 x 3
+# (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3).
+# cosup = 10 datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed.
+EXPECTED = {
+    "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
+                          "predict": 79, "evaluate": 79, "report": 1, "all": 1, "total": 270},
+    "paper_cosup.yaml": {"fetch": 10, "filter": 10, "base_model": 10, "train": 100,
+                         "predict": 100, "evaluate": 100, "report": 1, "all": 1, "total": 332},
+}
+
+
+def job_counts(configfile: str) -> dict[str, int]:
+    """Per-rule job counts of a dry run (`snakemake -n --quiet rules`)."""
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "-n", "--quiet", "rules", "--configfile", f"config/{configfile}",
+         "--cores", "1"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout + proc.stderr
+    table = text[text.index("Job stats:"):]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.mark.parametrize("configfile", sorted(EXPECTED))
+def test_dag_job_counts_offline(configfile):
+    start = time.monotonic()
+    assert job_counts(configfile) == EXPECTED[configfile]
+    assert time.monotonic() - start < 60  # seconds, not minutes; no network at DAG time
+
+
+def test_warmup_config_runs():
+    cfg = rc.load_config(ROOT / "config" / "paper_warmup.yaml")
+    runs = rc.expand_runs(cfg)
+    main = [r for r in runs if r.variant == "default"]
+    assert len(main) == 66 and {r.seed for r in main} == {0, 1, 2}
+    translation = {r.dataset for r in runs if r.task == "translation"}
+    assert translation == {"de-en", "en-de", "fr-en", "en-fr", "ru-en", "en-ru", "zh-en", "en-zh"}
+    assert {(r.dataset, r.model) for r in main if r.task != "translation"} == {
+        ("xsum", "t5_base"), ("logiqa2", "t5_base"), ("logiqa2", "llama32_1b")}
+    resolved = [rc.resolve(cfg, r) for r in runs if r.method == "warmup"]
+    opts = [r["method"]["options"] for r in resolved]
+    assert sorted({o["n"] for o in opts}) == [1, 2, 4, 6, 8]
+    assert sorted({o["warmup_len"] for o in opts}) == [4, 8, 16, 32]
+    assert {o["loss"] for o in opts} == {"target_mean", "joint", "reward_weighted", "reinforce"}
+    assert len({o["separator"] for o in opts}) == 4
+    from repro.methods.warmup import WarmupOptions
+
+    for o in opts:  # every variant's options are ones the method accepts
+        WarmupOptions.from_dict(o)
+    r0 = resolved[0]
+    assert (r0["training"]["learning_rate"], r0["training"]["epochs"]) == (2e-5, 10)
+    assert r0["decoding"]["num_beams"] == 4
+    assert cfg["datasets"]["en-zh"]["target_lang"] == "zh"
+    gpus = {m: cfg["models"][m]["resources"] for m in cfg["models"]}
+    assert gpus["llama32_1b"]["mem_mb"] > gpus["mt5_base"]["mem_mb"] > gpus["t5_base"]["mem_mb"]
+
+
+def test_cosup_config_runs():
+    cfg = rc.load_config(ROOT / "config" / "paper_cosup.yaml")
+    runs = rc.expand_runs(cfg)
+    assert {r.method for r in runs} == {"cosup"}
+    assert len({r.dataset for r in runs}) == 10
+    main = {r.variant for r in runs if r.dataset == "kilt_nq"}
+    assert {"ntp", "nsp", "ntp+nsp"} <= main
+    opts = [rc.resolve(cfg, r)["method"]["options"] for r in runs]
+    assert sorted({o["nsp_weight"] for o in opts}) == [0.001, 0.01, 0.1, 1.0]
+    paths = {m["path"] for m in cfg["models"].values()}
+    assert {o.get("embseq_path") for o in opts} - {None} == paths - {"meta-llama/Llama-2-7b-hf"}
+    from repro.methods.cosup import CoSupOptions
+
+    for o in opts:  # every variant's options are ones the method accepts
+        CoSupOptions.from_dict(o)
+    assert cfg["models"]["llama2_7b"]["resources"]["gpu"] == 8
+
+
+@pytest.mark.parametrize("configfile,model", [("paper_warmup.yaml", "mt5_base"),
+                                              ("paper_cosup.yaml", "llama2_7b")])
+def test_missing_checkpoint_fails_before_training_naming_the_key(tmp_path, monkeypatch,
+                                                                 configfile, model):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    cfg = rc.load_config(ROOT / "config" / configfile)
+    with pytest.raises(rc.ConfigError, match=rf"models\.{model}\.path"):
+        prepare_base_model(model, cfg["models"][model], tmp_path / "train.jsonl", tmp_path / "b")
+    local = {**cfg["models"][model], "path": str(tmp_path / "no-such-dir")}
+    with pytest.raises(rc.ConfigError, match=rf"models\.{model}\.path.*does not exist"):
+        prepare_base_model(model, local, tmp_path / "train.jsonl", tmp_path / "b")
+
+
+def test_predownload_list_mode_names_every_download():
+    proc = subprocess.run(
+        [sys.executable, "scripts/predownload.py", "--list", "config/paper_warmup.yaml",
+         "config/paper_cosup.yaml"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for needle in ("google/mt5-base", "google-t5/t5-base", "meta-llama/Llama-3.2-1B",
+                   "meta-llama/Llama-2-7b-hf", "gpt2-large", "TinyLlama",
+                   "wmt/wmt14 (de-en)", "wmt/wmt19 (zh-en)", "facebook/flores (zho_Hans-eng_Latn)",
+                   "EdinburghNLP/xsum", "LogiQA2.0/955e1d3", "facebook/kilt_tasks (trex)",
+                   "mandarjoshi/trivia_qa", "kaist-ai/ntp_nsp_cosupervision_train",
+                   "ALCE-data.tar"):
+        assert needle in out, needle
+    assert out.count("kaist-ai/ntp_nsp_cosupervision_train") == 1  # one download, ten datasets
+
+
+def test_published_numbers_point_at_paper_config_runs():
+    from repro.tables import load_published
+
+    entries, groups = load_published(ROOT / "config" / "published.yaml")
+    runs = [r for c in EXPECTED for r in rc.expand_runs(rc.load_config(ROOT / "config" / c))]
+    datasets, models = {r.dataset for r in runs}, {r.model for r in runs}
+    for e in entries:
+        assert e.model in models, e
+        assert {e.dataset} - {None} <= datasets and set(e.datasets) <= datasets, e
+        assert any(r.model == e.model and r.method == e.method
+                   and e.variant in (None, r.variant) for r in runs), e
+        for sel in e.baselines:
+            method, _, variant = sel.partition("/")
+            assert any(r.method == method and variant in ("", r.variant) for r in runs), sel
+    assert all(set(ds) <= datasets for g in groups.values() for ds in g.values())
