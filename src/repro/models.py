@@ -158,6 +158,17 @@ def load_model(path: str, arch: str, dtype=None):
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     cls = AutoModelForSeq2SeqLM if arch == ENCODER_DECODER else AutoModelForCausalLM
+    return _from_pretrained(cls, path, dtype)
+
+
+def load_base_model(path: str, dtype=None):
+    """The transformer body of a decoder-only checkpoint, without its LM head (AutoModel)."""
+    from transformers import AutoModel
+
+    return _from_pretrained(AutoModel, path, dtype)
+
+
+def _from_pretrained(cls, path: str, dtype=None):
     kwargs = {"dtype": dtype} if dtype is not None else {}
     try:
         return cls.from_pretrained(path, **kwargs)
