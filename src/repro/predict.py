@@ -27,19 +27,25 @@ def predict_records(model, tokenizer, method, records: list[dict], arch: str,
                                training["prompt_suffix"]) for r in chunk]
         batch = {k: v.to(model.device) for k, v in
                  prompt_batch(feats, tokenizer.pad_token_id, arch).items()}
-        for rec, out in zip(chunk, method.decode(model, batch, decoding), strict=True):
+        outs = method.decode_records(model, chunk, batch, decoding)
+        for rec, out in zip(chunk, outs, strict=True):
             preds.append({"id": rec["id"], **out})
     return preds
 
 
 def predict_run(resolved: dict[str, Any], arch: str, model_dir: Path, test_path: Path,
-                out_path: Path) -> dict[str, Any]:
+                out_path: Path, inputs: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Decode test_path with the run's model; `inputs` are the method's extra decoding inputs
+    (co-supervision: {"index": index directory, "passages": passages.jsonl})."""
     records = read_jsonl(test_path)
     if not records:
         raise DataError(f"{test_path}: no records to decode")
     tokenizer = load_tokenizer(str(model_dir), arch)
     model = load_model(str(model_dir), arch).to(device()).eval()
-    method = get_method(resolved["run"]["method"], resolved["method"]["options"], tokenizer, arch)
+    run = resolved["run"]
+    method = get_method(run["method"], resolved["method"]["options"], tokenizer, arch,
+                        run.get("variant"))
+    method.prepare_decoding(Path(model_dir), dict(inputs or {}))
     start = time.perf_counter()
     with torch.inference_mode():
         preds = predict_records(model, tokenizer, method, records, arch, resolved)

@@ -19,10 +19,9 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from repro.batching import Collator, encode_record
 from repro.checks import resumable_checkpoint
 from repro.device import precision
-from repro.io import DataError, read_jsonl, write_jsonl
+from repro.io import write_jsonl
 from repro.methods import get_method
 from repro.models import load_model, load_tokenizer
 
@@ -32,19 +31,31 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class MethodTrainer(Trainer):
-    """A Trainer whose loss is the method's."""
+    """A Trainer whose loss is the method's; the method's `log_keys` entries of its loss dict
+    are averaged over the training steps between two log rows and logged with `loss`."""
 
     def __init__(self, *args: Any, method, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.method = method
+        self._method_logs: dict[str, list[float]] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, _ = self.method.loss(model, inputs)
+        loss, logs = self.method.loss(model, inputs)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}"
             )
+        if model.training:
+            for key in self.method.log_keys:
+                if key in logs:
+                    self._method_logs.setdefault(key, []).append(float(logs[key]))
         return (loss, {}) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._method_logs:
+            logs.update({k: sum(v) / len(v) for k, v in self._method_logs.items() if v})
+            self._method_logs = {}
+        super().log(logs, start_time)
 
 
 class FiniteLogCheck(TrainerCallback):
@@ -54,15 +65,6 @@ class FiniteLogCheck(TrainerCallback):
         for key in ("loss", "eval_loss"):
             if logs and key in logs and not math.isfinite(logs[key]):
                 raise NonFiniteLossError(f"{key} is {logs[key]} at step {state.global_step}")
-
-
-def encode_split(path: Path, tokenizer, arch: str, training: dict[str, Any]) -> list[dict]:
-    records = read_jsonl(path)
-    if not records:
-        raise DataError(f"{path}: no records to train on")
-    return [encode_record(r, tokenizer, arch, training["max_source_len"],
-                          training["max_target_len"], training["prompt_suffix"])
-            for r in records]
 
 
 def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int,
@@ -104,17 +106,18 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
     set_seed(run["seed"])
     arch = manifest["arch"]
     tokenizer = load_tokenizer(manifest["path"], arch)
-    model = load_model(manifest["path"], arch)
-    method = get_method(run["method"], resolved["method"]["options"], tokenizer, arch)
-    train_set = encode_split(data_dir / "train.jsonl", tokenizer, arch, training)
+    method = get_method(run["method"], resolved["method"]["options"], tokenizer, arch,
+                        run.get("variant"))
+    model = method.prepare_model(load_model(manifest["path"], arch), manifest["path"])
+    train_set = method.encode_split(data_dir / "train.jsonl", training)
     val_path = data_dir / "validation.jsonl"
-    eval_set = (encode_split(val_path, tokenizer, arch, training)
+    eval_set = (method.encode_split(val_path, training)
                 if training["eval_each_epoch"] and val_path.exists() and val_path.stat().st_size
                 else None)
     args = training_arguments(training, ckpt_dir, run["seed"], eval_set is not None)
     trainer = MethodTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-        data_collator=Collator(tokenizer.pad_token_id, arch), processing_class=tokenizer,
+        data_collator=method.collator(), processing_class=tokenizer,
         callbacks=[FiniteLogCheck()], method=method,
     )
     # Resume only from a finished checkpoint of this very run config (see repro.checks).
@@ -130,7 +133,7 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
             f"checkpoint saved in {ckpt_dir}/checkpoint-{trainer.state.global_step}; "
             f"rerun to resume from it"
         )
-    save_model(trainer, tokenizer, model_out)
+    save_model(trainer, method, model_out)
     write_jsonl(log_out, trainer.state.log_history)
     # The final model is in place: its checkpoints would only go stale (and fill the disk).
     shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -175,11 +178,11 @@ class StopOnSignal(TrainerCallback):
             control.should_training_stop = True
 
 
-def save_model(trainer: Trainer, tokenizer, out: Path) -> None:
-    """Save model and tokenizer to a temporary sibling, then move it into place."""
+def save_model(trainer: Trainer, method, out: Path) -> None:
+    """Save the method's model(s) and tokenizer(s) to a temporary sibling, then move it into
+    place."""
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
+    method.save(trainer, tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -1,12 +1,21 @@
-"""The method interface: `loss(model, batch)` for training and `decode(model, batch, ...)`."""
+"""The method interface: `loss(model, batch)` for training and `decode(model, batch, ...)`.
+
+Hooks with defaults that fit single-model methods (SFT, warmup); a method that trains more
+than one network, reads more than the split, or decodes with extra inputs (co-supervision)
+overrides them: `options_for_variant`, `prepare_model`, `encode_split`, `collator`, `save`,
+`prepare_decoding`, `decode_records`, and `log_keys` (loss-dict entries logged while training).
+"""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from repro.batching import Collator, encode_record
+from repro.io import DataError, read_jsonl
 from repro.models import ENCODER_DECODER
 
 
@@ -14,14 +23,53 @@ class Method:
     """Base class; subclasses override `loss` and, where decoding differs, `decode`."""
 
     name = "base"
+    log_keys: tuple[str, ...] = ()
 
     def __init__(self, options: dict[str, Any], tokenizer, arch: str) -> None:
         self.options = options
         self.tokenizer = tokenizer
         self.arch = arch
 
+    @classmethod
+    def options_for_variant(cls, options: dict[str, Any], variant: str | None) -> dict[str, Any]:
+        """The options given the run's variant name (by default the variant adds nothing)."""
+        return options
+
+    # --- training -----------------------------------------------------------------------
+
+    def prepare_model(self, model, base_path: str):
+        """The module the trainer optimises, built from the loaded base model."""
+        return model
+
+    def encode_split(self, path: Path, training: dict[str, Any]) -> list[dict]:
+        """Features of one split file (data_dir/{split}.jsonl) for `collator`."""
+        records = read_jsonl(path)
+        if not records:
+            raise DataError(f"{path}: no records to train on")
+        return [encode_record(r, self.tokenizer, self.arch, training["max_source_len"],
+                              training["max_target_len"], training["prompt_suffix"])
+                for r in records]
+
+    def collator(self):
+        return Collator(self.tokenizer.pad_token_id, self.arch)
+
     def loss(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    def save(self, trainer, out: Path) -> None:
+        """Write the trained model (and tokenizer) into the directory `out`."""
+        trainer.save_model(str(out))
+        self.tokenizer.save_pretrained(str(out))
+
+    # --- decoding -----------------------------------------------------------------------
+
+    def prepare_decoding(self, model_dir: Path, inputs: dict[str, Path]) -> None:
+        """Load what decoding needs besides the model (e.g. a retrieval index)."""
+
+    def decode_records(self, model, records: list[dict], batch: dict[str, torch.Tensor],
+                       decoding: dict[str, Any]) -> list[dict]:
+        """Decode one batch of records; the default reads only the prompt batch."""
+        return self.decode(model, batch, decoding)
 
     @torch.no_grad()
     def decode(self, model, batch: dict[str, torch.Tensor], decoding: dict[str, Any]) -> list[dict]:

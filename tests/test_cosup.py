@@ -1,0 +1,373 @@
+"""Co-supervision: the NSP loss against hand computations, query/sequence embedding positions,
+NTP label positions, gradient flow per supervision, the width projection, saving, and the
+retrieval-augmented decoding loop."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from repro.batching import IGNORE, encode_record, prompt_batch
+from repro.config import ConfigError
+from repro.io import write_jsonl
+from repro.methods import cosup as cs
+from repro.methods import get_method
+from repro.models import build_tiny, load_base_model, load_model, load_tokenizer
+from repro.retrieval import PassageIndex, build_index, hidden_states, pad_batch
+
+TEXTS = ["Where was Ana Rive born?", "Tolo", "Who founded Kesa Works?", "Ana Rive", "1950",
+         "Ana Rive was born in Tolo in 1950.", "Kesa Works was founded in 1901 by Ana Rive.",
+         "Bo Dele works as a baker at Mira Foods.", "What does Bo Dele do?", "baker"] * 6
+TINY = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1}
+PASSAGES = [{"id": "P0", "title": "Ana Rive", "text": "Ana Rive was born in Tolo in 1950."},
+            {"id": "P1", "title": "Kesa Works",
+             "text": "Kesa Works was founded in 1901 by Ana Rive."},
+            {"id": "P2", "title": "Bo Dele", "text": "Bo Dele works as a baker at Mira Foods."}]
+RECORDS = [
+    {"id": "a", "source": "Where was Ana Rive born?", "target": "Tolo", "answers": ["Tolo"],
+     "provenance": [{"wikipedia_id": "P0", "title": "Ana Rive"}]},
+    {"id": "b", "source": "Who founded Kesa Works?", "target": "Ana Rive",
+     "answers": ["Ana Rive"], "provenance": [{"wikipedia_id": "P1", "title": "Kesa Works"}]},
+    {"id": "c", "source": "What does Bo Dele do?", "target": "baker", "answers": ["baker"],
+     "provenance": [{"wikipedia_id": "P2", "title": "Bo Dele"}]},
+    {"id": "d", "source": "Where was Ana Rive born?", "target": "Tolo", "answers": ["Tolo"],
+     "provenance": [{"wikipedia_id": "P0", "title": "Ana Rive"}]},
+]
+TRAINING = {"max_source_len": 32, "max_target_len": 16, "prompt_suffix": "\n=>"}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cosup")
+    m = build_tiny("m", {"family": "llama", "config": TINY, "tokenizer": {"vocab_size": 90}},
+                   TEXTS, root / "base")
+    wide = build_tiny("w", {"family": "llama", "config": {**TINY, "hidden_size": 24},
+                            "tokenizer": {"vocab_size": 90}}, TEXTS, root / "wide")
+    write_jsonl(root / "data" / "train.jsonl", RECORDS)
+    write_jsonl(root / "data" / "passages.jsonl", PASSAGES)
+    return root, m["path"], wide["path"]
+
+
+def setup_method(base, supervision="ntp+nsp", **opts):
+    root, path, _ = base
+    tok = load_tokenizer(path, "decoder-only")
+    method = get_method("cosup", {"supervision": supervision, **opts}, tok, "decoder-only")
+    torch.manual_seed(0)
+    model = method.prepare_model(load_model(path, "decoder-only"), path)
+    feats = method.encode_split(root / "data" / "train.jsonl", TRAINING)
+    return method, model, feats, method.collator()(feats)
+
+
+# --- the NSP loss ---------------------------------------------------------------------------
+
+
+def hand_infonce(q, p, pos, t=1.0):
+    total = 0.0
+    for qi, j in zip(q, pos, strict=True):
+        s = [sum(a * b for a, b in zip(qi, pk, strict=True)) / t for pk in p]
+        total += -(s[j] - math.log(sum(math.exp(v) for v in s)))
+    return total / len(q)
+
+
+@pytest.mark.parametrize("t", [1.0, 0.5])
+def test_nsp_loss_equals_hand_computation(t):
+    q = [[1.0, 0.0], [0.0, 2.0], [1.0, -1.0]]
+    p = [[1.0, 1.0], [2.0, 0.0], [0.0, 1.0]]
+    pos = [0, 2, 1]
+    got = cs.nsp_loss(torch.tensor(q), torch.tensor(p), torch.tensor(pos), t)
+    assert got.item() == pytest.approx(hand_infonce(q, p, pos, t), abs=1e-6)
+    row0 = -(1 / t - math.log(math.exp(1 / t) + math.exp(2 / t) + 1))  # spelled out
+    assert hand_infonce(q[:1], p, pos[:1], t) == pytest.approx(row0)
+
+
+def test_nsp_loss_ties_and_single_passage():
+    q = torch.zeros(2, 3)  # every score 0: loss log(P) whichever passage is positive
+    assert cs.nsp_loss(q, torch.randn(4, 3), torch.tensor([0, 3])).item() == \
+        pytest.approx(math.log(4))
+    q = torch.tensor([[1.0, 2.0]])
+    p = torch.tensor([[3.0, 0.0], [3.0, 0.0]])  # the positive tied with a duplicate negative
+    assert cs.nsp_loss(q, p, torch.tensor([1])).item() == pytest.approx(math.log(2))
+    one = cs.nsp_loss(torch.randn(3, 2), torch.randn(1, 2), torch.zeros(3, dtype=torch.long))
+    assert one.item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_nsp_loss_empty_and_bad_shapes():
+    q = torch.zeros(0, 4, requires_grad=True)
+    p = torch.randn(2, 4, requires_grad=True)
+    loss = cs.nsp_loss(q, p, torch.zeros(0, dtype=torch.long))
+    loss.backward()
+    assert loss.item() == 0.0 and p.grad is not None
+    with pytest.raises(ValueError, match="queries \\[Q, d\\]"):
+        cs.nsp_loss(torch.zeros(2, 3), torch.zeros(2, 4), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="positives must be \\[2\\]"):
+        cs.nsp_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3, dtype=torch.long))
+
+
+def test_gather_negatives_is_identity_without_distributed():
+    p = torch.randn(3, 4)
+    assert cs.gather_negatives(p, torch.arange(3)) is p
+
+
+# --- options ---------------------------------------------------------------------------------
+
+
+def test_supervision_from_option_or_variant_name():
+    assert cs.CoSup.options_for_variant({}, "nsp") == {"supervision": "nsp"}
+    assert cs.CoSup.options_for_variant({"supervision": "ntp"}, "nsp") == {"supervision": "ntp"}
+    assert cs.CoSup.options_for_variant({}, "lambda0.1") == {}
+    assert cs.CoSupOptions.from_dict({}).supervision == "ntp+nsp"
+    with pytest.raises(ConfigError, match="unknown options \\['lamda'\\]"):
+        cs.CoSupOptions.from_dict({"lamda": 1})
+    with pytest.raises(ConfigError, match="embed_position must be one of"):
+        cs.CoSupOptions.from_dict({"embed_position": "first"})
+    with pytest.raises(ConfigError, match="decoder-only"):
+        cs.CoSup({}, None, "encoder-decoder")
+
+
+# --- encoding and embedding positions ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask_passage", [True, False])
+def test_instance_tokens_and_ntp_labels(base, mask_passage):
+    method, _, feats, _ = setup_method(base, mask_passage=mask_passage)
+    tok = method.tokenizer
+    f = feats[0]
+    prompt = tok("Where was Ana Rive born?\n=>")["input_ids"]
+    insert = method.insert_ids(PASSAGES[0])
+    answer = tok("Tolo", add_special_tokens=False)["input_ids"]
+    assert insert[0] == method.open_id and insert[-1] == method.close_id
+    assert tok.decode(insert[1:-1]) == "Ana Rive :: Ana Rive was born in Tolo in 1950."
+    assert f["input_ids"] == prompt + [method.nsp_id] + insert + answer + [tok.eos_token_id]
+    given = [IGNORE] * len(insert) if mask_passage else insert
+    assert f["labels"] == ([IGNORE] * len(prompt) + [method.nsp_id] + given + answer
+                           + [tok.eos_token_id])
+    emb = method.embseq_tokenizer("Ana Rive was born in Tolo in 1950.")["input_ids"]
+    assert f["evidence"] == ["P0"] and f["evidence_ids"] == [emb + [tok.eos_token_id]]
+
+
+def test_collator_deduplicates_passages(base):
+    _, _, feats, batch = setup_method(base)
+    assert batch["passage_input_ids"].shape[0] == 3  # P0 twice in the batch, embedded once
+    assert batch["positives"].tolist() == [0, 1, 2, 0]
+    assert batch["passage_keys"].tolist() == [cs.passage_key(p) for p in ("P0", "P1", "P2")]
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_query_and_sequence_embeddings_at_the_right_positions(base, left):
+    method, model, feats, _ = setup_method(base)
+    model.eval()
+    tok = method.tokenizer
+    ids, mask = pad_batch([f["input_ids"] for f in feats], tok.pad_token_id, left=left)
+    with torch.no_grad():
+        q = model.queries(hidden_states(model.gen.base_model, ids, mask), ids)
+        for i, f in enumerate(feats):
+            j = f["input_ids"].index(method.nsp_id)
+            alone = torch.tensor([f["input_ids"][: j + 1]])
+            want = hidden_states(model.gen.base_model, alone, torch.ones_like(alone))[0, -1]
+            torch.testing.assert_close(q[i], want, rtol=1e-4, atol=1e-5)
+        rows = [f["evidence_ids"][0] for f in feats]
+        pids, pmask = pad_batch(rows, method.embseq_tokenizer.pad_token_id, left=left)
+        seq = model.sequences(pids, pmask)
+        for i, r in enumerate(rows):
+            alone = torch.tensor([r])
+            want = hidden_states(model.embseq, alone, torch.ones_like(alone))[0, -1]
+            torch.testing.assert_close(seq[i], want, rtol=1e-4, atol=1e-5)
+
+
+def test_forward_losses_match_their_parts(base):
+    method, model, _, batch = setup_method(base, nsp_weight=0.5)
+    model.eval()
+    loss, logs = method.loss(model, batch)
+    with torch.no_grad():
+        h = hidden_states(model.gen.base_model, batch["input_ids"], batch["attention_mask"])
+        q = model.queries(h, batch["input_ids"])
+        p = model.sequences(batch["passage_input_ids"], batch["passage_attention_mask"])
+        nsp = cs.nsp_loss(q, p, batch["positives"])
+        logits = model.gen(input_ids=batch["input_ids"],
+                           attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    ntp = torch.nn.functional.cross_entropy(logits[:, :-1][keep], labels[keep])
+    assert logs["nsp_loss"] == pytest.approx(nsp.item(), abs=1e-5)
+    assert logs["ntp_loss"] == pytest.approx(ntp.item(), abs=1e-5)
+    assert loss.item() == pytest.approx(ntp.item() + 0.5 * nsp.item(), abs=1e-5)
+
+
+# --- gradient flow ---------------------------------------------------------------------------
+
+
+def grads(module):
+    return {n: p.grad for n, p in module.named_parameters()}
+
+
+def nonzero(g):
+    return g is not None and g.abs().sum().item() > 0
+
+
+def test_gradients_ntp_nsp_reach_both_models(base):
+    method, model, _, batch = setup_method(base)
+    loss, _ = method.loss(model, batch)
+    loss.backward()
+    assert all(nonzero(g) for g in grads(model.embseq).values())
+    gen = grads(model.gen)
+    assert nonzero(gen["model.layers.0.self_attn.q_proj.weight"])
+    assert nonzero(gen["model.embed_tokens.weight"])
+    # NSP alone reaches Gen's body through the [NSP] states, not the LM head
+    model.zero_grad()
+    out = model(**batch)
+    out["nsp_loss"].backward()
+    assert nonzero(model.gen.model.layers[0].mlp.down_proj.weight.grad)
+    assert nonzero(model.embseq.layers[0].mlp.down_proj.weight.grad)
+
+
+def test_gradients_ntp_only_train_gen_alone(base):
+    method, model, _, batch = setup_method(base, "ntp")
+    loss, logs = method.loss(model, batch)
+    assert set(logs) == {"ntp_loss"} and loss.item() == pytest.approx(logs["ntp_loss"])
+    loss.backward()
+    assert all(not p.requires_grad and p.grad is None for p in model.embseq.parameters())
+    assert all(nonzero(g) for n, g in grads(model.gen).items() if "layers" in n)
+
+
+def test_gradients_nsp_only(base):
+    method, model, _, batch = setup_method(base, "nsp")
+    loss, logs = method.loss(model, batch)
+    assert set(logs) == {"nsp_loss", "nsp_acc"} and loss.item() == pytest.approx(logs["nsp_loss"])
+    loss.backward()
+    assert nonzero(model.embseq.layers[0].self_attn.q_proj.weight.grad)
+    assert nonzero(model.gen.model.layers[0].self_attn.q_proj.weight.grad)
+
+
+def test_projection_maps_gen_queries_into_a_wider_embseq(base, tmp_path):
+    _, _, wide = base
+    method, model, _, batch = setup_method(base, embseq_path=wide)
+    assert model.projection.weight.shape == (24, 16)
+    loss, _ = method.loss(model, batch)
+    loss.backward()
+    assert nonzero(model.projection.weight.grad)
+    method.save(SimpleNamespace(args=SimpleNamespace(should_save=True)), tmp_path / "model")
+    assert (tmp_path / "model" / cs.PROJECTION_FILE).is_file()
+    emb = load_base_model(str(tmp_path / "model" / "embseq"))
+    assert emb.config.hidden_size == 24
+    for k, v in model.embseq.state_dict().items():
+        torch.testing.assert_close(emb.state_dict()[k], v)
+
+
+def test_saved_layout_loads_gen_and_embseq_separately(base, tmp_path):
+    method, model, _, _ = setup_method(base)
+    out = tmp_path / "model"
+    method.save(SimpleNamespace(args=SimpleNamespace(should_save=True)), out)
+    gen = load_model(str(out), "decoder-only")
+    tok = load_tokenizer(str(out), "decoder-only")
+    assert tok.convert_tokens_to_ids("[NSP]") == method.nsp_id
+    assert gen.config.vocab_size == len(tok)
+    torch.testing.assert_close(gen.lm_head.weight, model.gen.lm_head.weight)
+    assert (out / "embseq" / "sequence_encoder.json").is_file()
+    assert not (out / cs.PROJECTION_FILE).exists()
+    state = model.state_dict()  # tied tensors stored once (safetensors refuses shared storage)
+    assert "gen.model.embed_tokens.weight" in state and "gen.lm_head.weight" not in state
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def decode_setup(base, monkeypatch=None, **opts):
+    method, model, _, _ = setup_method(base, **opts)
+    gen = model.gen.eval()
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3, 16)).astype("f4")
+    method.index = PassageIndex(vectors, ["P0", "P1", "P2"], build_index(vectors))
+    method.passages = {p["id"]: p for p in PASSAGES}
+    recs = [RECORDS[0], RECORDS[2]]
+    feats = [encode_record(r, method.tokenizer, "decoder-only", 32, 1, "\n=>") for r in recs]
+    batch = prompt_batch(feats, method.tokenizer.pad_token_id, "decoder-only")
+    return method, gen, recs, feats, batch
+
+
+class Scripted:
+    """Replaces gen.generate: each call appends the next scripted tokens of each row."""
+
+    def __init__(self, method, scripts):
+        self.method, self.scripts, self.calls = method, scripts, []
+
+    def __call__(self, input_ids, attention_mask, **kw):
+        self.calls.append((input_ids.clone(), attention_mask.clone(), kw))
+        rows = []
+        for ids, m in zip(input_ids, attention_mask, strict=True):
+            seq = ids[m.bool()].tolist()
+            key = next(k for k in self.scripts if seq[: len(k)] == list(k))
+            rows.append(self.scripts[key].pop(0))
+        width = max(len(r) for r in rows)
+        pad = self.method.tokenizer.pad_token_id
+        new = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        return torch.cat([input_ids, new], dim=1)
+
+
+def test_decoding_inserts_the_retrieved_passage_and_continues(base, monkeypatch):
+    method, gen, recs, feats, batch = decode_setup(base)
+    tok = method.tokenizer
+    a, b = tok("Tolo", add_special_tokens=False)["input_ids"], tok(
+        "baker", add_special_tokens=False)["input_ids"]
+    eos, nsp = tok.eos_token_id, method.nsp_id
+    p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
+    script = Scripted(method, {tuple(p0): [[a[0], nsp], a[1:] + [eos]],
+                               tuple(p2): [b + [eos]]})
+    monkeypatch.setattr(gen, "generate", script)
+    cands = {"a": None, "c": ["P1", "P2"]}
+    recs = [{**r, "candidates": cands[r["id"]]} for r in recs]
+    out = method.decode_records(gen, recs, batch, {"max_new_tokens": 20})
+    # the query is Gen's state at [NSP] given everything before it
+    seq = torch.tensor([p0 + [a[0], nsp]])
+    q = hidden_states(gen.base_model, seq, torch.ones_like(seq))[0, -1].detach().numpy()
+    best = ["P0", "P1", "P2"][int(np.argmax(method.index.vectors @ q))]
+    assert out[0]["retrieved"] == [best] and out[1]["retrieved"] == []
+    second = script.calls[1][0][script.calls[1][1].bool()].tolist()
+    passage = next(p for p in PASSAGES if p["id"] == best)
+    assert second == p0 + [a[0], nsp] + method.insert_ids(passage)  # exactly the passage
+    assert out[0]["hypothesis"] == tok.decode(a, skip_special_tokens=True)
+    assert out[1]["hypothesis"] == "baker"
+    assert f"<p> {passage['title']} :: {passage['text']}</p>" in out[0]["raw_output"]
+    assert set(out[0]) == {"hypothesis", "retrieved", "raw_output", "decode_seconds"}
+    kw = script.calls[0][2]
+    assert kw["eos_token_id"] == [eos, nsp] and [method.open_id] in kw["bad_words_ids"]
+
+
+def test_decoding_restricts_to_candidates_and_caps_retrievals(base, monkeypatch):
+    method, gen, recs, feats, batch = decode_setup(base, max_retrievals=1)
+    tok = method.tokenizer
+    eos, nsp = tok.eos_token_id, method.nsp_id
+    x = tok("Tolo", add_special_tokens=False)["input_ids"][0]
+    p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
+    script = Scripted(method, {tuple(p0): [[nsp], [x, eos]], tuple(p2): [[nsp], [x, eos]]})
+    monkeypatch.setattr(gen, "generate", script)
+    recs = [{**r, "candidates": ["P1"]} for r in recs]
+    out = method.decode_records(gen, recs, batch, {"max_new_tokens": 20})
+    assert [o["retrieved"] for o in out] == [["P1"], ["P1"]]
+    kw = script.calls[1][2]  # after one retrieval: [NSP] is banned and no longer a stop token
+    assert kw["eos_token_id"] == [eos] and [nsp] in kw["bad_words_ids"]
+
+
+def test_decoding_budget_counts_generated_tokens_only(base, monkeypatch):
+    method, gen, recs, feats, batch = decode_setup(base, retrieve_first=True)
+    x = method.tokenizer("Tolo", add_special_tokens=False)["input_ids"][0]
+    p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
+    script = Scripted(method, {tuple(p0): [[x] * 3], tuple(p2): [[x] * 3]})
+    monkeypatch.setattr(gen, "generate", script)
+    out = method.decode_records(gen, recs, batch, {"max_new_tokens": 3})
+    assert all(len(o["retrieved"]) == 1 for o in out)  # forced [NSP] after the prompt
+    assert script.calls[0][2]["max_new_tokens"] == 2  # [NSP] counted, the passage is not
+
+
+def test_real_batched_decoding_equals_one_at_a_time(base):
+    method, gen, recs, feats, batch = decode_setup(base, retrieve_first=True,
+                                                   max_retrievals=2)
+    both = method.decode_records(gen, recs, batch, {"max_new_tokens": 6})
+    for i, r in enumerate(recs):
+        one = prompt_batch([feats[i]], method.tokenizer.pad_token_id, "decoder-only")
+        alone = method.decode_records(gen, [r], one, {"max_new_tokens": 6})[0]
+        assert alone["hypothesis"] == both[i]["hypothesis"]
+        assert alone["retrieved"] == both[i]["retrieved"]
+        assert 1 <= len(alone["retrieved"]) <= 2
