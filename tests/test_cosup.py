@@ -278,9 +278,11 @@ def decode_setup(base, monkeypatch=None, **opts):
     method, model, _, _ = setup_method(base, **opts)
     gen = model.gen.eval()
     rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(3, 16)).astype("f4")
-    method.index = PassageIndex(vectors, ["P0", "P1", "P2"], build_index(vectors))
-    method.passages = {p["id"]: p for p in PASSAGES}
+    vectors = rng.normal(size=(40, 16)).astype("f4")
+    extra = [{"id": f"P{i}", "title": "Bo Dele", "text": "Bo Dele works at Kesa Works."}
+             for i in range(3, 40)]
+    method.index = PassageIndex(vectors, [f"P{i}" for i in range(40)], build_index(vectors))
+    method.passages = {p["id"]: p for p in PASSAGES + extra}
     recs = [RECORDS[0], RECORDS[2]]
     feats = [encode_record(r, method.tokenizer, "decoder-only", 32, 1, "\n=>") for r in recs]
     batch = prompt_batch(feats, method.tokenizer.pad_token_id, "decoder-only")
@@ -321,11 +323,13 @@ def test_decoding_inserts_the_retrieved_passage_and_continues(base, monkeypatch)
     out = method.decode_records(gen, recs, batch, {"max_new_tokens": 20})
     # the query is Gen's state at [NSP] given everything before it
     seq = torch.tensor([p0 + [a[0], nsp]])
-    q = hidden_states(gen.base_model, seq, torch.ones_like(seq))[0, -1].detach().numpy()
-    best = ["P0", "P1", "P2"][int(np.argmax(method.index.vectors @ q))]
+    h = hidden_states(gen.base_model, seq, torch.ones_like(seq))[0].detach().numpy()
+    best, before = (method.index.ids[int(np.argmax(method.index.vectors @ h[j]))]
+                    for j in (-1, -2))
+    assert best != before  # the setup tells the [NSP] state from its neighbour's
     assert out[0]["retrieved"] == [best] and out[1]["retrieved"] == []
     second = script.calls[1][0][script.calls[1][1].bool()].tolist()
-    passage = next(p for p in PASSAGES if p["id"] == best)
+    passage = method.passages[best]
     assert second == p0 + [a[0], nsp] + method.insert_ids(passage)  # exactly the passage
     assert out[0]["hypothesis"] == tok.decode(a, skip_special_tokens=True)
     assert out[1]["hypothesis"] == "baker"
