@@ -16,6 +16,7 @@ if config["offline"]:
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 RUNS = rc.expand_runs(config)
+TRAIN_RUNS = rc.training_runs(config)  # differ from RUNS where a dataset has train_on
 TASKS = sorted({r.task for r in RUNS})
 
 
@@ -26,6 +27,8 @@ wildcard_constraints:
     method="[^/]+",
     variant="[^/]+",
     seed=r"\d+",
+    shard=r"\d+",
+    shards=r"\d+",
 
 
 def run_of(wildcards):
@@ -73,12 +76,53 @@ def train_split_of_dataset(wildcards):
     return f"results/data/{task}/{wildcards.dataset}/train.jsonl"
 
 
+def trained_dir(wildcards):
+    """The directory of the run whose model decodes this run (see datasets.<d>.train_on)."""
+    return rc.training_run(config, run_of(wildcards)).dir
+
+
+def trained_model(wildcards):
+    return f"{trained_dir(wildcards)}/model"
+
+
+def predict_inputs(wildcards):
+    """The trained model, its base model (for the architecture), the test split and, for
+    co-supervision, the passage index and passages of the test dataset."""
+    train = rc.training_run(config, run_of(wildcards))
+    data = f"results/data/{wildcards.task}/{wildcards.dataset}"
+    inputs = {
+        "model": f"{train.dir}/model",
+        "base": f"results/models/{train.model}/{train.dataset}",
+        "test": f"{data}/test.jsonl",
+    }
+    if wildcards.method == "cosup":
+        inputs["index"] = f"{run_of(wildcards).dir}/index"
+        inputs["passages"] = f"{data}/passages.jsonl"
+    return inputs
+
+
+def index_shards(wildcards):
+    """The embedded shards of the dataset's passages (datasets.<d>.index.shards of them)."""
+    n = config["datasets"][wildcards.dataset]["index"]["shards"]
+    return [f"{run_of(wildcards).dir}/index_shards/{k}-of-{n}.npy" for k in range(n)]
+
+
+def index_params(wildcards):
+    from repro.io import canonical_json
+
+    return canonical_json(config["datasets"][wildcards.dataset]["index"])
+
+
+def embed_params(wildcards):
+    return config["datasets"][wildcards.dataset]["index"]["batch_size"]
+
+
 def all_metrics():
     return [f"{r.dir}/metrics.json" for r in RUNS]
 
 
 def all_train_logs():
-    return [f"{r.dir}/train_log.jsonl" for r in RUNS]
+    return [f"{r.dir}/train_log.jsonl" for r in TRAIN_RUNS]
 
 
 def report_outputs():
@@ -88,12 +132,21 @@ def report_outputs():
     ]
 
 
+def kilt_files():
+    return [
+        f"{r.dir}/kilt/kilt_{kind}.jsonl"
+        for r in RUNS
+        if r.task == "knowledge"
+        for kind in ("guess", "gold")
+    ]
+
+
 def get_final_output():
     data = [
         f"results/data/{d['task']}/{name}/filter_stats.json"
         for name, d in config["datasets"].items()
     ]
-    return data + all_metrics() + report_outputs()
+    return data + all_metrics() + kilt_files() + report_outputs()
 
 
 # --- report inputs ---
@@ -201,7 +254,7 @@ def run_curve_plots():
             subcategory="Training curves",
             labels={"task": r.task, **_run_labels(r)},
         )
-        for r in RUNS
+        for r in TRAIN_RUNS
     ]
 
 
@@ -247,7 +300,7 @@ def run_config_files():
 
 def plot_pdfs():
     pngs = ["results/plots/main_metric.png", "results/plots/training_curves.png"]
-    pngs += [f"results/plots/training/{r.id}.png" for r in RUNS]
+    pngs += [f"results/plots/training/{r.id}.png" for r in TRAIN_RUNS]
     pngs += [f"results/plots/ablation_{a['name']}.png" for a in ABLATIONS]
     pngs += ["results/plots/warmup_overlap.png"] if WARMUP_RUNS else []
     return [p[: -len(".png")] + ".pdf" for p in pngs]

@@ -5,6 +5,7 @@ rule evaluate:
     input:
         predictions="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
         references="results/data/{task}/{dataset}/test.jsonl",
+        passages="results/data/{task}/{dataset}/passages.jsonl",
     output:
         "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/metrics.json",
     log:
@@ -21,3 +22,27 @@ rule evaluate:
         metrics=evaluate_params,
     script:
         "../workflow_scripts/evaluate.py"
+
+
+# Knowledge runs also in KILT's formats, so that KILT's official scripts can score them:
+#   python kilt/eval_downstream.py kilt_guess.jsonl kilt_gold.jsonl (and eval_retrieval.py)
+rule kilt_export:
+    input:
+        predictions="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        references="results/data/knowledge/{dataset}/test.jsonl",
+        passages="results/data/knowledge/{dataset}/passages.jsonl",
+    output:
+        guess="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/kilt/kilt_guess.jsonl",
+        gold="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/kilt/kilt_gold.jsonl",
+    log:
+        "logs/kilt_export/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/kilt_export/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/main.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../workflow_scripts/kilt_export.py"

@@ -29,12 +29,46 @@ def test_defaults_filled_from_schema():
 def test_expand_runs_grid_and_ids():
     cfg = load("config.yaml")
     runs = rc.expand_runs(cfg)
-    assert len(runs) == 6
     ids = [r.id for r in runs]
     assert ids[0] == "translation/synth_en_xa/tiny_t5/sft/default/seed0"
-    assert "multiple_choice/synth_mc/tiny_llama/sft/default/seed0" in ids
-    assert "translation/synth_en_xa/tiny_t5/warmup/n2/seed0" in ids
     assert len(set(ids)) == len(ids)
+    # the embedded default: SFT and warmup on every synthetic task of the warmup paper, for an
+    # encoder-decoder and a decoder-only model; an n sweep; the three co-supervision variants
+    for task, dataset in (("translation", "synth_en_xa"), ("summarization", "synth_sum"),
+                          ("multiple_choice", "synth_mc")):
+        for model in ("tiny_t5", "tiny_llama"):
+            assert f"{task}/{dataset}/{model}/sft/default/seed0" in ids
+            assert f"{task}/{dataset}/{model}/warmup/n2/seed0" in ids
+    ns = {rc.resolve(cfg, r)["method"]["options"]["n"] for r in runs
+          if r.method == "warmup" and r.dataset == "synth_en_xa" and r.model == "tiny_t5"}
+    assert ns == {1, 2, 4}
+    for dataset in ("synth_kb", "synth_kb_unseen"):
+        for variant in ("ntp", "nsp", "ntp+nsp"):
+            assert f"knowledge/{dataset}/tiny_llama/cosup/{variant}/seed0" in ids
+    # one training per co-supervision variant: the unseen split is decoded by synth_kb's models
+    trained = {r.id for r in rc.training_runs(cfg)}
+    assert "knowledge/synth_kb/tiny_llama/cosup/nsp/seed0" in trained
+    assert not any("synth_kb_unseen" in t for t in trained)
+    assert len(trained) == len(runs) - 3
+
+
+def test_train_on_resolves_the_training_run_and_checks_references():
+    cfg = load("config.yaml")
+    run = rc.Run("knowledge", "synth_kb_unseen", "tiny_llama", "cosup", "nsp", 0)
+    train = rc.training_run(cfg, run)
+    assert train == rc.Run("knowledge", "synth_kb", "tiny_llama", "cosup", "nsp", 0)
+    assert rc.resolve(cfg, train)["method"]["options"]["max_retrievals"] == 1
+    assert rc.train_dataset(cfg, "synth_mc") == "synth_mc"
+    for target, msg in (("nope", "unknown dataset 'nope'"),
+                        ("synth_mc", "is a multiple_choice dataset, not knowledge")):
+        bad = copy.deepcopy(cfg)
+        bad["datasets"]["synth_kb_unseen"]["train_on"] = target
+        with pytest.raises(rc.ConfigError, match=msg):
+            rc.check_references(bad)
+    chain = copy.deepcopy(cfg)
+    chain["datasets"]["synth_kb"]["train_on"] = "synth_kb_unseen"
+    with pytest.raises(rc.ConfigError, match="itself trains on another dataset"):
+        rc.check_references(chain)
 
 
 def test_expand_runs_seeds_and_variants():

@@ -163,9 +163,9 @@ def test_avg_column(results):
 
 def test_no_avg_with_one_dataset(results):
     t = task_table(results, "knowledge")
-    # EM fills the co-supervision table's Correctness column (footnoted); F1 is an extra column
-    assert list(t.frame.columns) == [("Correctness", "kb"), ("F1", "kb")]
-    assert row(t, "sft")[("F1", "kb")] == "45.50"
+    # EM fills the co-supervision table's Correctness column (footnoted); the table shows only
+    # the paper's columns (F1 stays in the csv)
+    assert list(t.frame.columns) == [("Correctness", "kb")]
     assert "Correctness = `exact_match`" in t.footnotes
 
 
@@ -334,7 +334,7 @@ def test_baseline_falls_back_to_default():
     res = [rec("knowledge", "kb", "m", "sft", 0, KN), rec("knowledge", "kb", "m", "x", 0, KN)]
     t = task_table(res, "knowledge")
     assert t.baseline_method == "sft"
-    assert row(t, "x")[("F1", "kb")] == "45.50 (+0.00)"
+    assert row(t, "x")[("Correctness", "kb")] == "30.00 (+0.00)"
 
 
 # --- published numbers ----------------------------------------------------------------------
@@ -546,3 +546,16 @@ def test_cosup_rows_groups_in_paper_order():
 
 def _unique_cols(t):
     return list(dict.fromkeys(c[1] for c in t.columns))
+
+
+def test_r_precision_column_beside_answer_retrieval():
+    kn = {"correctness": {"value": 40.0}, "retrieval": {"value": 50.0},
+          "answer_in_retrieved": {"value": 50.0}, "r_precision": {"value": 70.0}}
+    t = task_table([rec("knowledge", "kb", "m", "cosup", 0, kn, "ntp+nsp")], "knowledge")
+    assert list(t.frame.columns) == [("Correctness", "kb"), ("Retrieval", "kb"),
+                                     ("R-precision", "kb")]
+    assert row(t, "cosup", variant="ntp+nsp")[("R-precision", "kb")] == "70.00"
+    # where R-precision is the Retrieval metric itself it is not repeated
+    kn2 = {"correctness": {"value": 40.0}, "r_precision": {"value": 70.0}}
+    t2 = task_table([rec("knowledge", "kb", "m", "cosup", 0, kn2, "ntp+nsp")], "knowledge")
+    assert list(t2.frame.columns) == [("Correctness", "kb"), ("Retrieval", "kb")]

@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from repro.config import TASK_METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
@@ -36,11 +38,8 @@ def done(tmp_path_factory):
 
 def test_every_run_has_metrics(done):
     runs = sorted((done / "results" / "runs").glob("*/*/*/*/*/seed*/metrics.json"))
-    assert len(runs) == 7
-    expected = {"translation": {"bleu", "chrf", "comet"},
-                "summarization": {"rouge1", "rouge2", "rougeL", "bertscore"},
-                "multiple_choice": {"accuracy", "macro_f1"},
-                "knowledge": {"exact_match", "f1"}}
+    assert len(runs) == 13
+    expected = {task: set(names) for task, names in TASK_METRICS.items()}
     for path in runs:
         m = json.loads(path.read_text())
         assert set(m["metrics"]) == expected[m["task"]], path
@@ -60,6 +59,26 @@ def test_warmup_runs_keep_warmups_and_analysis(done):
         assert all("warmup" in p and "separator_found" in p for p in preds)
         analysis = json.loads((path / "metrics.json").read_text())["analysis"]
         assert {"warmup_word_overlap", "warmup_no_separator", "warmup_empty"} <= set(analysis)
+
+
+def test_cosup_trains_once_retrieves_and_exports_kilt_files(done):
+    runs = done / "results/runs/knowledge"
+    for variant in ("ntp", "nsp", "ntp+nsp"):
+        trained = runs / "t_kb/tiny_llama/cosup" / variant / "seed0"
+        unseen = runs / "t_kb_unseen/tiny_llama/cosup" / variant / "seed0"
+        assert (trained / "model/embseq").is_dir() and not (unseen / "model").exists()
+        assert sorted(p.name for p in (unseen / "index_shards").glob("*.npy")) == [
+            "0-of-2.npy", "1-of-2.npy"]
+        for run in (trained, unseen):
+            assert (run / "index/index.faiss").is_file()
+            preds = [json.loads(line) for line in (run / "predictions.jsonl").open()]
+            assert all(isinstance(p["retrieved"], list) for p in preds)
+            metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+            assert "value" in metrics["r_precision"] and "value" in metrics["correctness"]
+            guess = [json.loads(line) for line in (run / "kilt/kilt_guess.jsonl").open()]
+            gold = [json.loads(line) for line in (run / "kilt/kilt_gold.jsonl").open()]
+            assert [g["id"] for g in guess] == [g["id"] for g in gold] == [p["id"] for p in preds]
+            assert all("provenance" in g["output"][0] for g in guess)
 
 
 def test_data_stages_and_filter_stats(done):

@@ -8,13 +8,11 @@ from repro.io import read_json
 from repro.predict import predict_run
 from repro.workflow import start
 
-params = start(snakemake)  # noqa: F821
-arch = read_json(Path(snakemake.input.base) / "base.json")["arch"]  # noqa: F821
+smk = snakemake  # noqa: F821
+params = start(smk)
+arch = read_json(Path(smk.input.base) / "base.json")["arch"]
+extra = {k: Path(smk.input[k]) for k in ("index", "passages") if k in smk.input.keys()}
 summary = predict_run(
-    params["run"],
-    arch,
-    Path(snakemake.input.model),  # noqa: F821
-    Path(snakemake.input.test),  # noqa: F821
-    Path(snakemake.output[0]),  # noqa: F821
+    params["run"], arch, Path(smk.input.model), Path(smk.input.test), Path(smk.output[0]), extra
 )
 print(summary)

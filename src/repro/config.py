@@ -8,7 +8,7 @@ touches (Snakemake's params rerun trigger compares these strings).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from repro.io import canonical_json
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # Keys of a model entry that do not change what the model is (they must not trigger reruns).
 NOT_MODEL_IDENTITY = ("training", "resources")
-# Keys of a dataset entry that do not change the data (kilt_task only picks the metrics).
-NOT_DATA_IDENTITY = ("training", "kilt_task")
+# Keys of a dataset entry that do not change the data (kilt_task only picks the metrics;
+# train_on and index only say which model and index its test split is decoded with).
+NOT_DATA_IDENTITY = ("training", "kilt_task", "train_on", "index")
 
 
 class ConfigError(ValueError):
@@ -94,6 +95,18 @@ def check_references(config: dict[str, Any]) -> None:
                         f"experiments[{i}].{key}: unknown {section[:-1]} '{name}' "
                         f"(defined under `{section}`: {known})"
                     )
+    for name, d in config["datasets"].items():
+        target = d.get("train_on")
+        if target is None:
+            continue
+        if target not in config["datasets"]:
+            raise ConfigError(f"datasets.{name}.train_on: unknown dataset '{target}'")
+        if config["datasets"][target]["task"] != d["task"]:
+            raise ConfigError(f"datasets.{name}.train_on: '{target}' is a "
+                              f"{config['datasets'][target]['task']} dataset, not {d['task']}")
+        if config["datasets"][target].get("train_on"):
+            raise ConfigError(f"datasets.{name}.train_on: '{target}' itself trains on another "
+                              "dataset; name that one")
     for name, model in config["models"].items():
         if model["kind"] == "hf" and not model.get("path"):
             raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")
@@ -113,12 +126,31 @@ def expand_runs(config: dict[str, Any]) -> list[Run]:
     return list(runs)
 
 
+def train_dataset(config: dict[str, Any], dataset: str) -> str:
+    """The dataset whose training split (and base model) trains the runs of `dataset`: its
+    `train_on`, else itself."""
+    return config["datasets"][dataset].get("train_on") or dataset
+
+
+def training_run(config: dict[str, Any], run: Run) -> Run:
+    """The run whose trained model decodes `run`'s test split (itself unless its dataset has
+    `train_on`: then one model serves every dataset that trains on the same data)."""
+    return replace(run, dataset=train_dataset(config, run.dataset))
+
+
+def training_runs(config: dict[str, Any]) -> list[Run]:
+    """The runs that are trained, deduplicated, in config order."""
+    return list(dict.fromkeys(training_run(config, r) for r in expand_runs(config)))
+
+
 def _experiment_overrides(config: dict[str, Any], run: Run) -> tuple[dict, dict]:
-    """(variant overrides, experiment training overrides) of the first experiment holding run."""
+    """(variant overrides, experiment training overrides) of the first experiment holding run
+    (a training run belongs to the experiments of the datasets that train on its dataset)."""
     for exp in config["experiments"]:
         variants = exp["methods"].get(run.method, {})
+        trains = {train_dataset(config, d) for d in exp["datasets"]}
         if (
-            run.dataset in exp["datasets"]
+            (run.dataset in exp["datasets"] or run.dataset in trains)
             and run.model in exp["models"]
             and run.variant in variants
             and run.seed in exp.get("seeds", [0])
@@ -218,5 +250,5 @@ def model_resources(config: dict[str, Any], model: str, attempt: int = 1) -> dic
 
 def model_datasets(config: dict[str, Any]) -> list[tuple[str, str]]:
     """(model, dataset) pairs that need a base model (tiny models train a tokenizer per dataset)."""
-    pairs = {(r.model, r.dataset): None for r in expand_runs(config)}
+    pairs = {(r.model, r.dataset): None for r in training_runs(config)}
     return list(pairs)

@@ -67,10 +67,12 @@ DEFAULT_ABLATIONS: tuple[dict[str, Any], ...] = (
      "default": " || ", "label": "Warmup separator"},
     {"name": "warmup_loss", "path": "method.options.loss", "methods": ["warmup"],
      "default": "target_mean", "label": "Warmup loss variant"},
-    {"name": "lambda", "path": "method.options.lambda", "label": "NSP loss weight λ"},
+    {"name": "lambda", "path": "method.options.nsp_weight", "methods": ["cosup"],
+     "default": 0.01, "label": "NSP loss weight λ"},
     {"name": "batch_size", "path": "training.batch_size",
      "label": "Training batch size (sequences)"},
-    {"name": "embseq", "path": "method.options.embseq", "label": "Embseq backbone"},
+    {"name": "embseq", "path": "method.options.embseq_path", "methods": ["cosup"],
+     "label": "Embseq backbone"},
 )
 
 

@@ -106,6 +106,7 @@ class MetricSpec:
 
     label: str
     candidates: tuple[str, ...]
+    in_paper: bool = True  # False: our extra column, left out of the published "*" averages
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,11 @@ class TableSpec:
     baselines: tuple[str, ...] = ()  # "method" or "method/variant", tried before the default
     row_order: tuple[str, ...] = ()  # selectors: rows of a model in this order, others after
     group_order: tuple[str, ...] = ()  # average columns shown first, in this order
+    extra_metrics: bool = True  # also show metrics the spec does not name (the csv has all)
 
 
-def _m(*keys: str, label: str | None = None) -> MetricSpec:
-    return MetricSpec(label or metric_name(keys[0]), tuple(keys))
+def _m(*keys: str, label: str | None = None, in_paper: bool = True) -> MetricSpec:
+    return MetricSpec(label or metric_name(keys[0]), tuple(keys), in_paper)
 
 
 TABLE_SPECS: dict[str, TableSpec] = {
@@ -152,8 +154,10 @@ TABLE_SPECS: dict[str, TableSpec] = {
             _m("retrieval", "r_precision", "answer_in_retrieved", "support_em", "support_exist",
                label="Retrieval"),
             _m("grounding", "citation_rec", label="Grounding"),
+            _m("r_precision", label="R-precision", in_paper=False),
         ),
         by_dataset=True,
+        extra_metrics=False,
         baselines=("ntp", "cosup/ntp"),
         row_order=("ntp", "cosup/ntp", "nsp", "cosup/nsp", "ntp+nsp", "cosup/ntp+nsp"),
         group_order=("In-domain", "Out-of-domain"),
@@ -537,18 +541,20 @@ def _resolve_metrics(
     used: set[str] = set()
     specs: list[MetricSpec] = []
     groups = tidy.groupby(["model", "method", "variant", "dataset"], sort=False)["metric"]
+    claimed: set[tuple[Any, ...]] = set()  # (run group, metric): a metric fills one column
     for ms in spec.metrics:
         hit = False
         for key, metrics in groups:
-            have = set(metrics)
+            have = {m for m in metrics if (*key, m) not in claimed}
             pick = next((c for c in ms.candidates if c in have), None)
             if pick:
                 chosen[(*key, ms.label)] = pick  # type: ignore[index]
+                claimed.add((*key, pick))
                 used.add(pick)
                 hit = True
         if hit:
             specs.append(ms)
-    for m in present:
+    for m in present if spec.extra_metrics else ():
         if m not in used:
             ms = _m(m)
             specs.append(ms)
@@ -762,7 +768,8 @@ def _place_published(
             continue
         baselines = e.baselines or (table.baseline_method,)
         for row in rows:
-            labels = [ms.label for ms in specs] if e.metric == "*" else [label_of.get(e.metric)]
+            labels = ([ms.label for ms in specs if ms.in_paper] if e.metric == "*"
+                      else [label_of.get(e.metric)])
             if labels == [None]:
                 unplaced.append(f"{e.model} {what}: metric not in this table [{note}]")
                 break
