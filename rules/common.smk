@@ -85,19 +85,26 @@ def trained_model(wildcards):
     return f"{trained_dir(wildcards)}/model"
 
 
+def passages_of(wildcards):
+    """The passages the dataset retrieves from (its own, or those of its index.from)."""
+    source = rc.index_dataset(config, wildcards.dataset)
+    return f"results/data/{config['datasets'][source]['task']}/{source}/passages.jsonl"
+
+
 def predict_inputs(wildcards):
     """The trained model, its base model (for the architecture), the test split and, for
-    co-supervision, the passage index and passages of the test dataset."""
-    train = rc.training_run(config, run_of(wildcards))
-    data = f"results/data/{wildcards.task}/{wildcards.dataset}"
+    co-supervision, the passage index and its passages (see datasets.<d>.index.from)."""
+    run = run_of(wildcards)
+    train = rc.training_run(config, run)
     inputs = {
         "model": f"{train.dir}/model",
         "base": f"results/models/{train.model}/{train.dataset}",
-        "test": f"{data}/test.jsonl",
+        "test": f"results/data/{run.task}/{run.dataset}/test.jsonl",
     }
-    if wildcards.method == "cosup":
-        inputs["index"] = f"{run_of(wildcards).dir}/index"
-        inputs["passages"] = f"{data}/passages.jsonl"
+    if run.method == "cosup":
+        source = rc.index_dataset(config, run.dataset)
+        inputs["index"] = f"{run.on(source).dir}/index"
+        inputs["passages"] = passages_of(wildcards)
     return inputs
 
 

@@ -5,7 +5,7 @@ rule evaluate:
     input:
         predictions="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
         references="results/data/{task}/{dataset}/test.jsonl",
-        passages="results/data/{task}/{dataset}/passages.jsonl",
+        passages=passages_of,
     output:
         "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/metrics.json",
     log:
@@ -30,7 +30,7 @@ rule kilt_export:
     input:
         predictions="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
         references="results/data/knowledge/{dataset}/test.jsonl",
-        passages="results/data/knowledge/{dataset}/passages.jsonl",
+        passages=passages_of,
     output:
         guess="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/kilt/kilt_guess.jsonl",
         gold="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/kilt/kilt_gold.jsonl",

@@ -37,7 +37,8 @@ HUB = {
 }
 for _code in ("deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans"):
     HUB[("facebook/flores", f"{_code}-eng_Latn")] = f"flores_{_code}-eng_Latn"
-LOCAL = {"data/cosup/": "cosup_train/", "data/alce/": "alce/", "data/logiqa2/": "logiqa2/"}
+LOCAL = {"data/cosup/": "cosup_train/", "data/alce/": "alce/", "data/logiqa2/": "logiqa2/",
+         "data/kilt/": "kilt/"}
 LOGIQA = {"train.txt": "train.jsonl", "dev.txt": "validation.jsonl", "test.txt": "test.jsonl"}
 
 
@@ -80,7 +81,8 @@ def run(config: dict, name: str, tmp_path: Path) -> tuple[dict[str, list], list,
     d = config["datasets"][name]
     res = fetch(localize(copy.deepcopy(d["source"])), d["task"])
     write_fetch(res, tmp_path / "raw")
-    stats = filter_dataset(tmp_path / "raw", tmp_path / "out", d["task"], d.get("filter", {}))
+    stats = filter_dataset(tmp_path / "raw", tmp_path / "out", d["task"], d.get("filter", {}),
+                           test_only=bool(d.get("train_on")))
     out = {s: read_jsonl(tmp_path / "out" / f"{s}.jsonl") for s in SPLITS}
     for recs in out.values():
         assert all(check_record(r, d["task"]) is None for r in recs)
@@ -147,7 +149,8 @@ def test_kilt_answers_provenance_from_every_output(hub, tmp_path):
     assert first["id"] == "-2002" and first["answers"] == ["John Grisham", "Grisham"]
     assert first["provenance"] == [{"wikipedia_id": "1167130", "title": "John Grisham"}]
     assert ("facebook/kilt_tasks", "nq", "validation", None) in hub  # KILT dev is our test
-    assert {p["id"] for p in passages} == {"11", "12", "13"}  # the training evidence
+    # the KILT corpus (data/kilt/passages.jsonl), with the page id KILT scores provenance by
+    assert {p["id"]: p["wikipedia_id"] for p in passages}["1167130_5"] == "1167130"
     assert all(check_passage(p) is None for p in passages)
 
 
@@ -171,7 +174,7 @@ def test_kilt_triviaqa_questions_joined_from_triviaqa(hub, tmp_path):
 def test_cosup_training_split_from_the_official_pickle(hub, tmp_path):
     from repro.data.cosup_format import NSP_TOKEN, instances_from_records
 
-    out, passages, stats = run(COSUP, "kilt_nq", tmp_path)
+    out, passages, stats = run(COSUP, "cosup_train", tmp_path)
     train, val = out["train"], out["validation"]
     assert [len(train), len(val)] == [2, 1]
     assert train[1]["source"].endswith("what is the capital of russia## Output:\n\n")

@@ -21,12 +21,16 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 # Runs: warmup = 8 directions x {sft, warmup} x 3 seeds + XSum 2 x 3 + LogiQA2 2 models x 2 x 3
 # (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3).
-# cosup = 10 datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed.
+# cosup = 10 test datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed,
+# trained once per variant on cosup_train (train_on); one passage index per variant for the
+# KILT corpus (64 shards, shared by the 8 KILT sets through index.from) and one per ALCE set.
 EXPECTED = {
     "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
                           "predict": 79, "evaluate": 79, "report": 1, "all": 1, "total": 270},
-    "paper_cosup.yaml": {"fetch": 10, "filter": 10, "base_model": 10, "train": 100,
-                         "predict": 100, "evaluate": 100, "report": 1, "all": 1, "total": 332},
+    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 10,
+                         "embed_passages": 10 * (64 + 2), "build_index": 10 * 3,
+                         "predict": 100, "evaluate": 100, "kilt_export": 100, "report": 1,
+                         "all": 1, "total": 1025},
 }
 
 
@@ -82,6 +86,7 @@ def test_cosup_config_runs():
     runs = rc.expand_runs(cfg)
     assert {r.method for r in runs} == {"cosup"}
     assert len({r.dataset for r in runs}) == 10
+    assert {r.dataset for r in rc.training_runs(cfg)} == {"cosup_train"}
     main = {r.variant for r in runs if r.dataset == "kilt_nq"}
     assert {"ntp", "nsp", "ntp+nsp"} <= main
     opts = [rc.resolve(cfg, r)["method"]["options"] for r in runs]

@@ -177,6 +177,9 @@ def test_sharded_build_equals_unsharded(encoder_dir, tmp_path):
         [[p for p, _ in r] for r in i1.search(q, 3)]
     with pytest.raises(DataError, match="duplicate passage ids"):
         merge_shards([tmp_path / "s1/0", tmp_path / "s3/1"], tmp_path / "bad")
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataError, match="empty.jsonl: no passages to index.*index.from"):
+        embed_shard(encoder_dir, tmp_path / "empty.jsonl", 0, 1, tmp_path / "e/0")
 
 
 def test_missing_files_are_named(tmp_path):

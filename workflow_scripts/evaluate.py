@@ -10,7 +10,11 @@ from repro.workflow import start
 params = start(snakemake)  # noqa: F821
 cfg = params["metrics"]
 result = evaluate_files(
-    cfg["task"], snakemake.input.predictions, snakemake.input.references, cfg  # noqa: F821
+    cfg["task"],
+    snakemake.input.predictions,  # noqa: F821
+    snakemake.input.references,  # noqa: F821
+    cfg,
+    snakemake.input.passages,  # noqa: F821
 )
 result["run"] = cfg["run"]
 result["provenance"] = provenance(snakemake.params.metrics)  # noqa: F821

@@ -10,5 +10,6 @@ from repro.workflow import start
 params = start(snakemake)  # noqa: F821
 raw_dir = Path(snakemake.input[0]).parent  # noqa: F821
 out_dir = Path(snakemake.output.stats).parent  # noqa: F821
-stats = filter_dataset(raw_dir, out_dir, params["filter"]["task"], params["filter"]["filter"])
+p = params["filter"]
+stats = filter_dataset(raw_dir, out_dir, p["task"], p["filter"], p.get("test_only", False))
 print(stats)

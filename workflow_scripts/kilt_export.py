@@ -10,5 +10,5 @@ from repro.workflow import start
 smk = snakemake  # noqa: F821
 start(smk)
 guess, gold = export_run(smk.input.predictions, Path(smk.input.references).parent,
-                         Path(smk.output.guess).parent)
+                         Path(smk.output.guess).parent, passages_path=smk.input.passages)
 print(f"wrote {guess} and {gold}")

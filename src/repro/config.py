@@ -49,6 +49,10 @@ class Run:
     def fields(self) -> dict[str, Any]:
         return asdict(self)
 
+    def on(self, dataset: str) -> Run:
+        """The same run on another dataset."""
+        return replace(self, dataset=dataset)
+
     @classmethod
     def from_wildcards(cls, wc: Any) -> Run:
         return cls(wc.task, wc.dataset, wc.model, wc.method, wc.variant, int(wc.seed))
@@ -107,6 +111,20 @@ def check_references(config: dict[str, Any]) -> None:
         if config["datasets"][target].get("train_on"):
             raise ConfigError(f"datasets.{name}.train_on: '{target}' itself trains on another "
                               "dataset; name that one")
+    for name, d in config["datasets"].items():
+        source = (d.get("index") or {}).get("from")
+        if source is None or source == name:
+            continue
+        other = config["datasets"].get(source)
+        if other is None or other["task"] != d["task"]:
+            raise ConfigError(f"datasets.{name}.index.from: '{source}' is not a {d['task']} "
+                              "dataset of this config")
+        if train_dataset(config, source) != train_dataset(config, name):
+            raise ConfigError(f"datasets.{name}.index.from: '{source}' trains on another "
+                              "dataset, so its runs' Embseq differs; set the same train_on")
+        if (other.get("index") or {}).get("from") not in (None, source):
+            raise ConfigError(f"datasets.{name}.index.from: '{source}' itself takes its index "
+                              "from another dataset; name that one")
     for name, model in config["models"].items():
         if model["kind"] == "hf" and not model.get("path"):
             raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")
@@ -135,7 +153,13 @@ def train_dataset(config: dict[str, Any], dataset: str) -> str:
 def training_run(config: dict[str, Any], run: Run) -> Run:
     """The run whose trained model decodes `run`'s test split (itself unless its dataset has
     `train_on`: then one model serves every dataset that trains on the same data)."""
-    return replace(run, dataset=train_dataset(config, run.dataset))
+    return run.on(train_dataset(config, run.dataset))
+
+
+def index_dataset(config: dict[str, Any], dataset: str) -> str:
+    """The dataset whose passages (and passage index) `dataset` retrieves from: its
+    `index.from`, else itself (test sets over one corpus share one index per model)."""
+    return (config["datasets"][dataset].get("index") or {}).get("from") or dataset
 
 
 def training_runs(config: dict[str, Any]) -> list[Run]:
@@ -231,9 +255,11 @@ def evaluate_params(config: dict[str, Any], run: Run) -> str:
 
 
 def dataset_params(config: dict[str, Any], dataset: str, part: str) -> str:
-    """`source` (fetch) or `filter` slice of one dataset, with its task."""
+    """`source` (fetch) or `filter` slice of one dataset, with its task (and, for the filter of
+    a dataset with train_on, `test_only`: its train and validation splits may be empty)."""
     d = config["datasets"][dataset]
-    return canonical_json({"task": d["task"], part: d.get(part, {})})
+    extra = {"test_only": True} if part == "filter" and d.get("train_on") else {}
+    return canonical_json({"task": d["task"], part: d.get(part, {}), **extra})
 
 
 def model_params(config: dict[str, Any], model: str) -> str:

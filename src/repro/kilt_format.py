@@ -159,11 +159,12 @@ def export_run(
     data_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     split: str = "test",
+    passages_path: str | os.PathLike[str] | None = None,
 ) -> tuple[Path, Path]:
-    """KILT files of a run: predictions.jsonl against data_dir/{split}.jsonl + passages.jsonl,
-    written as out_dir/kilt_guess.jsonl and out_dir/kilt_gold.jsonl."""
+    """KILT files of a run: predictions.jsonl against data_dir/{split}.jsonl and the passages
+    (default data_dir/passages.jsonl), written as out_dir/kilt_guess.jsonl and kilt_gold.jsonl."""
     data = Path(data_dir)
-    passages_path = data / "passages.jsonl"
+    passages_path = Path(passages_path or data / "passages.jsonl")
     passages = read_jsonl(passages_path) if passages_path.is_file() else []
     out = Path(out_dir)
     guess, gold = out / "kilt_guess.jsonl", out / "kilt_gold.jsonl"

@@ -162,7 +162,9 @@ def read_passages(path: Path) -> list[dict[str, Any]]:
         if reason:
             raise DataError(f"{path}, passage {i}: {reason}")
     if not passages:
-        raise DataError(f"{path}: no passages")
+        raise DataError(f"{path}: no passages to index; give the dataset a corpus "
+                        "(source.passages, or per-question candidates) or take another "
+                        "dataset's index (datasets.<name>.index.from)")
     return passages
 
 

@@ -70,12 +70,13 @@ def filter_split(
 
 def filter_dataset(
     raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], task: str,
-    cfg: dict[str, Any],
+    cfg: dict[str, Any], test_only: bool = False,
 ) -> dict[str, Any]:
     """Filter raw_dir/{split}.jsonl into out_dir, copy passages.jsonl, write filter_stats.json.
 
     Returns {split: {"input", "kept", "dropped", "malformed_lines"}} (malformed_lines from
-    raw_dir/fetch_stats.json, 0 if absent). Nothing is written if any split ends up empty.
+    raw_dir/fetch_stats.json, 0 if absent). Nothing is written if a split ends up empty (with
+    `test_only`, a dataset that trains on another one: if the test split does).
     """
     raw, out = Path(raw_dir), Path(out_dir)
     stats_file = raw / "fetch_stats.json"
@@ -88,7 +89,7 @@ def filter_dataset(
             raise DataError(f"{path}: missing (split '{split}')")
         kept[split], st = filter_split(read_jsonl(path), task, cfg, split)
         st["malformed_lines"] = int(fetch_stats.get(split, {}).get("malformed_lines", 0))
-        if not kept[split]:
+        if not kept[split] and not (test_only and split != "test"):
             why = ", ".join(f"{r}: {n}" for r, n in st["dropped"].items() if n) or "no records"
             raise DataError(f"{path}: split '{split}' is empty after filtering "
                             f"({st['input']} records in; dropped {why})")

@@ -68,7 +68,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "multiple_choice": ("id", "source", "target", "choices", "label", "question", "context"),
     "knowledge": ("id", "source", "target", "answers", "provenance"),
 }
-PASSAGE_FIELDS = ("id", "title", "text")
+PASSAGE_FIELDS = ("id", "title", "text", "wikipedia_id")  # wikipedia_id: KILT's page id
 FORMATS = {".jsonl": "jsonl", ".tsv": "tsv", ".parquet": "parquet", ".json": "json",
            ".pickle": "pickle", ".pkl": "pickle"}
 # Keys of a per-split override (`splits[split]` as a mapping) and of a `join` spec.
@@ -328,10 +328,11 @@ def split_source(source: dict[str, Any], split: str) -> dict[str, Any]:
         spec.update(over)
     elif over is not None:
         spec["split"] = over
-    if spec.get("kind") == "local":
+    if source.get("splits") and over is None and not (source.get("files") or {}).get(split):
+        spec["absent"] = True  # a split map that lacks this split: an empty split
+        spec["split"] = None
+    elif spec.get("kind") == "local":
         spec.setdefault("file", (source.get("files") or {}).get(split))
-    elif source.get("splits") and over is None:
-        spec["split"] = None  # a split map that lacks this split
     else:
         spec.setdefault("split", split)
     return spec
@@ -382,6 +383,8 @@ def _load_hf(spec: dict[str, Any], where: str) -> list[Record]:
 def _load_rows(spec: dict[str, Any], where: str) -> tuple[list[Record], int]:
     """Raw rows (after slice/sample) of one split spec and the malformed lines skipped."""
     kind = spec.get("kind")
+    if spec.get("absent"):
+        return [], 0
     if kind == "hf":
         return _load_hf(spec, where), 0
     if kind != "local":
@@ -475,7 +478,7 @@ def _fetch_rows(source: dict[str, Any], task: str) -> FetchResult:
         where = f"split '{split}'"
         rows, bad = _load_rows(spec, where)
         st: dict[str, Any] = {"read": len(rows), "malformed_lines": bad}
-        if spec.get("join"):
+        if spec.get("join") and not spec.get("absent"):
             st["unjoined"] = _join(rows, spec["join"], spec, where)
         if spec.get("convert"):
             records = _convert(rows, spec, task, where, st, inline)

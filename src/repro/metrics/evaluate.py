@@ -262,8 +262,12 @@ def evaluate_files(
     predictions_path: str | os.PathLike[str],
     references_path: str | os.PathLike[str],
     cfg: dict[str, Any],
+    passages_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate jsonl predictions against jsonl references: {"task", "n", "metrics"}."""
+    """Evaluate jsonl predictions against jsonl references: {"task", "n", "metrics"}.
+
+    Knowledge tasks also read the passages the predictions retrieved from (default:
+    passages.jsonl beside the references)."""
     predictions = read_jsonl(predictions_path)
     references = read_jsonl(references_path)
     if len(predictions) != len(references):
@@ -277,7 +281,7 @@ def evaluate_files(
         raise DataError(f"{predictions_path}: {e}") from e
     result: dict[str, Any] = {"task": task, "n": len(references)}
     if task == "knowledge":
-        passages_path = Path(references_path).parent / "passages.jsonl"
+        passages_path = Path(passages_path or Path(references_path).parent / "passages.jsonl")
         passages = read_jsonl(passages_path) if passages_path.is_file() else []
         try:
             result["metrics"], result["per_example"] = knowledge_metrics(
