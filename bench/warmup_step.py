@@ -350,7 +350,7 @@ def main() -> None:
     verdict = "; ".join(f"{k}: {v:.2f}x ({'met' if v >= TARGET_SPEEDUP else 'NOT met'})"
                         for k, v in met.items())
     command = " ".join(["python bench/warmup_step.py", *sys.argv[1:]])
-    body = f"""## Warmup Generations training step (`bench/warmup_step.py`)
+    body = f"""## Warmup Generations training step, {args.family} (`bench/warmup_step.py`)
 
 Command: `{command}`.
 
@@ -373,8 +373,9 @@ backward.
 Target: warmup step >= {TARGET_SPEEDUP}x faster than naive at n = 4 -> {verdict or 'n=4 not run'}.
 """
     print(body)
-    if not args.no_write:
-        write_section("warmup_step", body)
+    if not args.no_write:  # one section per model family
+        write_section("warmup_step" if args.family == "t5" else f"warmup_step_{args.family}",
+                      body)
 
 
 if __name__ == "__main__":
