@@ -1,5 +1,6 @@
 # One training job per run; the method (sft, warmup, cosup) is a wildcard and a param.
 # Checkpoints go to {run}/checkpoints, outside the outputs, so a killed job resumes on rerun.
+# A job asking for k > 1 GPUs trains in k processes on its node (repro.launch: torchrun).
 
 
 rule train:
@@ -29,5 +30,11 @@ rule train:
     params:
         run=train_params,
         checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints",
+    message:
+        "train {wildcards.task}/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/"
+        "{wildcards.variant}/seed{wildcards.seed}: {resources.gpu} GPU(s), "
+        "{resources.mem_mb} MB, {resources.runtime} min; with more than one GPU: "
+        "python -m torch.distributed.run --standalone "
+        "--nproc_per_node={resources.gpu} -m repro.train_cli {params.checkpoints}/launch.json"
     script:
         "../workflow_scripts/train.py"

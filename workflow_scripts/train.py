@@ -1,21 +1,20 @@
-"""Snakemake adapter: train one run with its method."""
+"""Snakemake adapter: train one run with its method, in one process per GPU of the job."""
 
 from pathlib import Path
 
 import _src_path  # noqa: F401  (repro from src/)
 
 from repro.io import read_json
-from repro.train import train_run
+from repro.launch import requested_gpus, train
 from repro.workflow import start
 
 params = start(snakemake)  # noqa: F821
-manifest = read_json(Path(snakemake.input.base) / "base.json")  # noqa: F821
-summary = train_run(
-    params["run"],
-    manifest,
-    Path(snakemake.input.data[0]).parent,  # noqa: F821
-    Path(snakemake.output.model),  # noqa: F821
-    Path(snakemake.output.log),  # noqa: F821
-    Path(params["checkpoints"]),
-)
-print(summary)
+job = {
+    "resolved": params["run"],
+    "manifest": read_json(Path(snakemake.input.base) / "base.json"),  # noqa: F821
+    "data_dir": str(Path(snakemake.input.data[0]).parent),  # noqa: F821
+    "model_out": snakemake.output.model,  # noqa: F821
+    "log_out": snakemake.output.log,  # noqa: F821
+    "ckpt_dir": params["checkpoints"],
+}
+print(train(job, requested_gpus(snakemake.resources)))  # noqa: F821

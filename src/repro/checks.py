@@ -10,6 +10,12 @@ Before resuming, `resumable_checkpoint` decides which one, if any, may be used:
   (the Trainer writes that file last): it is removed and the one before it is used.
 - A finished checkpoint whose files are missing or unreadable (corrupt), or whose weights do not
   fit the model (mismatched), stops the job with a CheckpointError naming the file.
+
+Checkpoints do not depend on the number of processes that wrote them: weights and optimizer
+state are saved whole (DDP: rank 0's replica; FSDP: FULL_STATE_DICT, `optimizer.bin`), so a
+run resumes on another number of GPUs. Only the RNG states are per rank (`rng_state.pth` for one
+process, `rng_state_<rank>.pth` for several); the Trainer resumes without those it does not
+find (the data order is restored from the step count either way).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 RUN_CONFIG = "run_config.json"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+# The Trainer's optimizer state; accelerate's name for it under FSDP.
+OPTIMIZERS = ("optimizer.pt", "optimizer.bin")
 
 
 class CheckpointError(RuntimeError):
@@ -96,18 +104,22 @@ def check_checkpoint(ckpt: Path, model: Any = None, needs_optimizer: bool = True
             detail = "; ".join(wrong[:3])
             raise CheckpointError(f"{weights}: does not fit the run's model ({detail})")
     if needs_optimizer:
-        for name in ("optimizer.pt", "scheduler.pt"):
-            path = ckpt / name
-            if not path.is_file():
-                raise CheckpointError(f"{path}: missing from a finished checkpoint")
-        try:
-            import torch
+        _check_optimizer(ckpt)
 
-            torch.load(str(ckpt / "optimizer.pt"), map_location="cpu", weights_only=True,
-                       mmap=True)
-        except Exception as e:
-            raise CheckpointError(f"{ckpt / 'optimizer.pt'}: corrupt ({type(e).__name__}: "
-                                  f"{e})") from e
+
+def _check_optimizer(ckpt: Path) -> None:
+    """The optimizer and scheduler states are there and the optimizer's loads."""
+    optimizer = next((ckpt / o for o in OPTIMIZERS if (ckpt / o).is_file()), None)
+    if optimizer is None:
+        raise CheckpointError(f"{ckpt / OPTIMIZERS[0]}: missing from a finished checkpoint")
+    if not (ckpt / "scheduler.pt").is_file():
+        raise CheckpointError(f"{ckpt / 'scheduler.pt'}: missing from a finished checkpoint")
+    try:
+        import torch
+
+        torch.load(str(optimizer), map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise CheckpointError(f"{optimizer}: corrupt ({type(e).__name__}: {e})") from e
 
 
 def resumable_checkpoint(ckpt_dir: Path, run_config: dict[str, Any], model: Any = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 import signal
 import threading
@@ -17,10 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from repro.checks import resumable_checkpoint
-from repro.device import precision
+from repro.config import ConfigError
+from repro.device import (
+    enable_activation_checkpointing,
+    fsdp_arguments,
+    precision,
+    strategy,
+)
 from repro.io import write_jsonl
 from repro.methods import get_method
 from repro.models import load_model, load_tokenizer
@@ -36,6 +44,10 @@ class MethodTrainer(Trainer):
 
     def __init__(self, *args: Any, method, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The method's loss is the mean over its micro-batch: the Trainer divides it by the
+        # accumulation steps (and DDP averages over ranks), so a step's gradient is the mean
+        # over the global batch, however many processes and micro-batches hold it.
+        self.model_accepts_loss_kwargs = False
         self.method = method
         self._method_logs: dict[str, list[float]] = {}
 
@@ -67,14 +79,34 @@ class FiniteLogCheck(TrainerCallback):
                 raise NonFiniteLossError(f"{key} is {logs[key]} at step {state.global_step}")
 
 
-def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int,
-                       has_eval: bool) -> TrainingArguments:
+def world_size() -> int:
+    """Processes of this training job (torchrun sets WORLD_SIZE), 1 otherwise."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def grad_accum(training: dict[str, Any], world: int) -> int:
+    """Micro-batches per optimizer step: `grad_accum`, or with `global_batch` set, what makes
+    batch_size x processes x accumulation equal it (the same steps on any number of GPUs)."""
+    total = training.get("global_batch")
+    if total is None:
+        return training["grad_accum"]
+    per_step = training["batch_size"] * world
+    if total % per_step:
+        raise ConfigError(f"training.global_batch: {total} is not a multiple of batch_size "
+                          f"{training['batch_size']} x {world} processes")
+    return total // per_step
+
+
+def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int, has_eval: bool,
+                       world: int = 1, **parallel: Any) -> TrainingArguments:
+    """The Trainer's arguments; `parallel`: extra ones for the strategy (fsdp_arguments)."""
     prec = precision(training.get("precision", "auto"))
     return TrainingArguments(
+        **parallel,
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=training["batch_size"],
         per_device_eval_batch_size=training["batch_size"],
-        gradient_accumulation_steps=training["grad_accum"],
+        gradient_accumulation_steps=grad_accum(training, world),
         learning_rate=training["learning_rate"],
         num_train_epochs=training["epochs"],
         weight_decay=training["weight_decay"],
@@ -109,36 +141,74 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
     method = get_method(run["method"], resolved["method"]["options"], tokenizer, arch,
                         run.get("variant"))
     model = method.prepare_model(load_model(manifest["path"], arch), manifest["path"])
+    world = world_size()
+    parallel = parallel_arguments(training, model, world)
     train_set = method.encode_split(data_dir / "train.jsonl", training)
     val_path = data_dir / "validation.jsonl"
     eval_set = (method.encode_split(val_path, training)
                 if training["eval_each_epoch"] and val_path.exists() and val_path.stat().st_size
                 else None)
-    args = training_arguments(training, ckpt_dir, run["seed"], eval_set is not None)
+    args = training_arguments(training, ckpt_dir, run["seed"], eval_set is not None, world,
+                              **parallel)
     trainer = MethodTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
         data_collator=method.collator(), processing_class=tokenizer,
         callbacks=[FiniteLogCheck()], method=method,
     )
-    # Resume only from a finished checkpoint of this very run config (see repro.checks).
-    last = resumable_checkpoint(ckpt_dir, resolved, model)
+    # Resume only from a finished checkpoint of this very run config (see repro.checks);
+    # rank 0 decides (and cleans up), the other ranks follow.
+    last = on_main(trainer, lambda: resumable_checkpoint(ckpt_dir, resolved, model))
     last = str(last) if last is not None else None
     stop = StopOnSignal()
     trainer.add_callback(stop)
     with stop.installed():
         result = trainer.train(resume_from_checkpoint=last)
-    if stop.signum is not None and trainer.state.global_step < trainer.state.max_steps:
+    if stop.stopped and trainer.state.global_step < trainer.state.max_steps:
         raise TrainingInterrupted(
-            f"{signal.Signals(stop.signum).name} at step {trainer.state.global_step}: "
-            f"checkpoint saved in {ckpt_dir}/checkpoint-{trainer.state.global_step}; "
-            f"rerun to resume from it"
+            f"{signal.Signals(stop.signum or signal.SIGTERM).name} at step "
+            f"{trainer.state.global_step}: checkpoint saved in "
+            f"{ckpt_dir}/checkpoint-{trainer.state.global_step}; rerun to resume from it"
         )
     save_model(trainer, method, model_out)
-    write_jsonl(log_out, trainer.state.log_history)
-    # The final model is in place: its checkpoints would only go stale (and fill the disk).
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        write_jsonl(log_out, trainer.state.log_history)
+        # The final model is in place: its checkpoints would only go stale (and fill the disk).
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    barrier()
     return {"resumed_from": last, "train_loss": result.training_loss,
-            "steps": trainer.state.global_step}
+            "steps": trainer.state.global_step, "processes": world,
+            "strategy": "fsdp" if parallel else "ddp"}
+
+
+def parallel_arguments(training: dict[str, Any], model, world: int) -> dict[str, Any]:
+    """FSDP's TrainingArguments when the run is sharded, else none (DDP is the Trainer's
+    default under torchrun); switches on activation checkpointing for DDP."""
+    cfg = training.get("distributed", {})
+    n_params = sum(p.numel() for p in model.parameters())
+    checkpointing = cfg.get("activation_checkpointing", False)
+    if strategy(cfg.get("strategy", "auto"), world, n_params) == "fsdp":
+        return fsdp_arguments(model, checkpointing)
+    if checkpointing:
+        enable_activation_checkpointing(model)
+    return {}
+
+
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def barrier() -> None:
+    if distributed():
+        dist.barrier()
+
+
+def on_main(trainer: Trainer, fn):
+    """fn() on rank 0 only, its (picklable) result broadcast to every rank."""
+    if not distributed():
+        return fn()
+    box = [fn() if trainer.is_world_process_zero() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 class TrainingInterrupted(RuntimeError):
@@ -155,6 +225,7 @@ class StopOnSignal(TrainerCallback):
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.stopped = False
 
     def _handle(self, signum, frame) -> None:
         self.signum = signum
@@ -173,16 +244,51 @@ class StopOnSignal(TrainerCallback):
             signal.signal(signal.SIGTERM, previous)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.signum is not None:
+        if self.signaled(args.device):
+            self.stopped = True
             control.should_save = True
             control.should_training_stop = True
+
+    def signaled(self, dev: torch.device) -> bool:
+        """Whether any rank got the signal: all ranks must stop at the same step (saving a
+        checkpoint takes all of them)."""
+        flag = self.signum is not None
+        if not distributed():
+            return flag
+        t = torch.tensor([int(flag)], device=dev)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
 
 def save_model(trainer: Trainer, method, out: Path) -> None:
     """Save the method's model(s) and tokenizer(s) to a temporary sibling, then move it into
-    place."""
+    place. Only rank 0 writes; under FSDP every rank first gathers the full parameters."""
     tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    method.save(trainer, tmp)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    with full_parameters(trainer):
+        if trainer.is_world_process_zero():
+            shutil.rmtree(tmp, ignore_errors=True)
+            method.save(trainer, tmp)
+            shutil.rmtree(out, ignore_errors=True)
+            tmp.rename(out)
+    barrier()
+
+
+@contextmanager
+def full_parameters(trainer: Trainer):
+    """Under FSDP (GPU only): every sharded module unsharded (an all-gather on every rank), and
+    the Trainer saving as a plain model, so rank 0 saves full tensors; resharded after."""
+    if not getattr(trainer, "is_fsdp_enabled", False):
+        yield
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    sharded = [m for m in trainer.model.modules() if isinstance(m, FSDPModule)]
+    for m in sharded:
+        m.unshard()
+    trainer.is_fsdp_enabled = False
+    try:
+        yield
+    finally:
+        trainer.is_fsdp_enabled = True
+        for m in sharded:
+            m.reshard()
