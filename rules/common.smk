@@ -71,6 +71,14 @@ def train_runtime(wildcards, attempt):
     return rc.model_resources(config, wildcards.model, attempt)["runtime"]
 
 
+def decode_gpu(wildcards):
+    return rc.model_resources(config, wildcards.model, stage="decode")["gpu"]
+
+
+def decode_mem_mb(wildcards, attempt):
+    return rc.model_resources(config, wildcards.model, attempt, "decode")["mem_mb"]
+
+
 def train_split_of_dataset(wildcards):
     task = config["datasets"][wildcards.dataset]["task"]
     return f"results/data/{task}/{wildcards.dataset}/train.jsonl"

@@ -18,8 +18,8 @@ rule embed_passages:
         "../envs/main.yaml"
     threads: 1
     resources:
-        gpu=train_gpu,
-        mem_mb=train_mem_mb,
+        gpu=decode_gpu,
+        mem_mb=decode_mem_mb,
         runtime=train_runtime,
     params:
         batch_size=embed_params,
@@ -63,8 +63,8 @@ rule predict:
         "../envs/main.yaml"
     threads: 1
     resources:
-        gpu=train_gpu,
-        mem_mb=train_mem_mb,
+        gpu=decode_gpu,
+        mem_mb=decode_mem_mb,
         runtime=train_runtime,
     params:
         run=predict_params,

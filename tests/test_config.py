@@ -150,3 +150,13 @@ def test_hf_model_needs_path():
 @pytest.mark.parametrize("name", ["config.yaml", "test.yaml"])
 def test_shipped_configs_validate(name):
     assert rc.expand_runs(load(name))
+
+
+def test_decoding_jobs_take_one_gpu_of_a_multi_gpu_training_request():
+    cfg = rc.load_config(ROOT / "config" / "paper_cosup.yaml")
+    assert rc.model_resources(cfg, "llama2_7b") == {"gpu": 8, "mem_mb": 640000, "runtime": 4320}
+    assert rc.model_resources(cfg, "llama2_7b", 2, "decode") == {
+        "gpu": 1, "mem_mb": 160000, "runtime": 8640}
+    tiny = load("config.yaml")
+    assert rc.model_resources(tiny, "tiny_t5", stage="decode") == rc.model_resources(
+        tiny, "tiny_t5")

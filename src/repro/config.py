@@ -267,11 +267,16 @@ def model_params(config: dict[str, Any], model: str) -> str:
     return canonical_json({k: v for k, v in m.items() if k not in NOT_MODEL_IDENTITY})
 
 
-def model_resources(config: dict[str, Any], model: str, attempt: int = 1) -> dict[str, int]:
-    """A training job's gpu, mem_mb and runtime (minutes); memory and time grow with attempt."""
+def model_resources(config: dict[str, Any], model: str, attempt: int = 1,
+                    stage: str = "train") -> dict[str, int]:
+    """A job's gpu, mem_mb and runtime (minutes) from models.<m>.resources; memory and time grow
+    with attempt. Decoding and passage embedding (`stage` "decode") run on one GPU of a
+    multi-GPU training request, with that GPU's share of the memory."""
     res = config["models"][model].get("resources", {})
-    return {"gpu": res.get("gpu", 0), "mem_mb": res.get("mem_mb", 4000) * attempt,
-            "runtime": res.get("runtime", 60) * attempt}
+    gpu, mem = res.get("gpu", 0), res.get("mem_mb", 4000)
+    if stage == "decode" and gpu > 1:
+        gpu, mem = 1, mem // gpu
+    return {"gpu": gpu, "mem_mb": mem * attempt, "runtime": res.get("runtime", 60) * attempt}
 
 
 def model_datasets(config: dict[str, Any]) -> list[tuple[str, str]]:
