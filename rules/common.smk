@@ -300,6 +300,21 @@ def warmup_plots():
     ]
 
 
+def warmup_tables():
+    if not WARMUP_RUNS:
+        return []
+    return [
+        in_report(
+            "results/tables/warmup_analysis.md",
+            caption=_caption("warmup_analysis"),
+            category="Tables",
+            subcategory="Warmup analysis",
+            labels={"table": "warmup analysis", "format": "Markdown"},
+        ),
+        "results/tables/warmup_analysis.csv",
+    ]
+
+
 def run_config_files():
     return [
         in_report(

@@ -38,6 +38,7 @@ rule report:
         run_curves=run_curve_plots(),
         ablations=ablation_plots(),
         warmup=warmup_plots(),
+        warmup_tables=warmup_tables(),
         pdfs=plot_pdfs(),
         configs=run_config_files(),
         runs_page=report(

@@ -22,6 +22,8 @@ from repro.report import (
     load_results,
     runs_page,
     significance_pvalues,
+    warmup_analysis_frame,
+    warmup_analysis_markdown,
     warmup_overlaps,
     write_report,
 )
@@ -179,6 +181,22 @@ def test_warmup_overlaps(tree):
     vals = ov[("translation", "a · m · warmup · n2")]
     assert len(vals) == 2 * N  # pooled over both seeds
     assert all(v == pytest.approx(200 / 3) for v in vals)  # 2 of 3 warmup words in the ref
+
+
+def test_warmup_analysis_table_rows_are_warmup_runs():
+    base = {"task": "translation", "dataset": "a", "model": "m", "seed": 0, "n": 3}
+    results = [
+        {**base, "method": "sft", "variant": "default", "analysis": {}},
+        {**base, "method": "warmup", "variant": "n2", "analysis": {
+            "warmup_word_overlap": {"value": 41.5, "n": 3}, "warmup_exact_phrase": {"value": 0.0},
+            "warmup_empty": {"value": 33.3}, "warmup_no_separator": {"value": 100.0}}},
+    ]
+    frame = warmup_analysis_frame(results)
+    assert list(frame["variant"]) == ["n2"] and frame.iloc[0]["examples"] == 3
+    assert frame.iloc[0]["Warmup words in reference (%)"] == 41.5
+    md = warmup_analysis_markdown(frame)
+    assert "| 41.5 " in md and "| 100.0 " in md and "No warmup runs" not in md
+    assert "No warmup runs" in warmup_analysis_markdown(warmup_analysis_frame(results[:1]))
 
 
 def test_pages(tree):

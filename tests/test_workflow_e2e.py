@@ -108,6 +108,9 @@ def test_tables_and_plots(done):
         tidy = pd.read_csv(done / f"results/tables/{task}.csv")
         assert {"task", "dataset", "model", "method", "seed", "metric", "value"} <= set(tidy)
     assert "n/a" in (done / "results/tables/translation.md").read_text()
+    analysis = pd.read_csv(done / "results/tables/warmup_analysis.csv")
+    assert sorted(analysis["dataset"]) == ["t_en_xa", "t_mc"]
+    assert "Warmup words in reference" in (done / "results/tables/warmup_analysis.md").read_text()
     for plot in ("main_metric", "training_curves"):
         assert (done / f"results/plots/{plot}.png").stat().st_size > 1000
 

@@ -31,6 +31,7 @@ write_report(
         run_curves={p.split("training/", 1)[1][:-4]: Path(p) for p in paths(out.run_curves)},
         ablation_plots={Path(p).stem[len("ablation_"):]: Path(p) for p in paths(out.ablations)},
         warmup_plot=Path(paths(out.warmup)[0]) if paths(out.warmup) else None,
+        warmup_table=Path(paths(out.warmup_tables)[0]) if paths(out.warmup_tables) else None,
         runs_page=Path(out.runs_page),
         data_page=Path(out.data_page),
     ),

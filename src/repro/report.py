@@ -286,6 +286,41 @@ def significance_pvalues(
 
 # --- warmup overlap -----------------------------------------------------------------------------
 
+ANALYSIS_COLUMNS = (("warmup_word_overlap", "Warmup words in reference (%)"),
+                    ("warmup_exact_phrase", "Warmups that are a phrase of the reference (%)"),
+                    ("warmup_empty", "Empty warmups (%)"),
+                    ("warmup_no_separator", "No separator generated (%)"))
+
+
+def warmup_analysis_frame(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per warmup run: its test examples and the analysis rates of metrics.json
+    (the paper reports that over 40% of warmup words occur in the reference)."""
+    rows = []
+    for r in results:
+        analysis = r.get("analysis") or {}
+        if not any(key in analysis for key, _ in ANALYSIS_COLUMNS):
+            continue
+        row = {k: r[k] for k in ("task", "dataset", "model", "method", "variant", "seed")}
+        row["examples"] = r.get("n")
+        for key, label in ANALYSIS_COLUMNS:
+            entry = analysis.get(key) or {}
+            row[label] = entry.get("value") if isinstance(entry, dict) else entry
+        rows.append(row)
+    columns = ["task", "dataset", "model", "method", "variant", "seed", "examples",
+               *(label for _, label in ANALYSIS_COLUMNS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def warmup_analysis_markdown(frame: pd.DataFrame) -> str:
+    """The warmup analysis as a Markdown table (rates with one decimal)."""
+    body = frame.copy()
+    for _, label in ANALYSIS_COLUMNS:
+        body[label] = [("-" if v is None or v != v else f"{v:.1f}") for v in body[label]]
+    head = "# Warmup analysis\n\nPer warmup run, over its test examples (decoding).\n\n"
+    table = body.to_markdown(index=False, disable_numparse=True) if len(body) else "No warmup runs."
+    return head + table + "\n"
+
+
 
 def warmup_overlaps(
     results: Sequence[dict[str, Any]],
@@ -413,6 +448,7 @@ class ReportOutputs:
     run_curves: dict[str, Path] = field(default_factory=dict)  # run id -> PNG
     ablation_plots: dict[str, Path] = field(default_factory=dict)  # axis name -> PNG
     warmup_plot: Path | None = None
+    warmup_table: Path | None = None  # .md; the .csv beside it
     runs_page: Path | None = None
     data_page: Path | None = None
 
@@ -464,6 +500,11 @@ def write_report(
             continue
         points, bases = ablation_points(results, configs, axis, ablations, baseline)
         written.append(plot_ablation(points, str(axis.get("label") or axis["name"]), path, bases))
+    if out.warmup_table is not None:
+        frame = warmup_analysis_frame(results)
+        write_text(out.warmup_table, warmup_analysis_markdown(frame))
+        frame.to_csv(out.warmup_table.with_suffix(".csv"), index=False)
+        written += [out.warmup_table, out.warmup_table.with_suffix(".csv")]
     if out.warmup_plot is not None:
         langs = {rid.split("/")[1]: (c.get("data") or {}).get("target_lang")
                  for rid, c in configs.items()}
