@@ -31,10 +31,10 @@ rule train:
         run=train_params,
         checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints",
     message:
-        "train {wildcards.task}/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/"
+        "rule train: {wildcards.task}/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/"
         "{wildcards.variant}/seed{wildcards.seed}: {resources.gpu} GPU(s), "
-        "{resources.mem_mb} MB, {resources.runtime} min; with more than one GPU: "
-        "python -m torch.distributed.run --standalone "
+        "{resources.mem_mb} MB, {resources.runtime} min; more than one GPU trains in one "
+        "process per GPU: python -m torch.distributed.run --standalone "
         "--nproc_per_node={resources.gpu} -m repro.train_cli {params.checkpoints}/launch.json"
     script:
         "../workflow_scripts/train.py"
