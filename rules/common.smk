@@ -19,6 +19,12 @@ RUNS = rc.expand_runs(config)
 TRAIN_RUNS = rc.training_runs(config)  # differ from RUNS where a dataset has train_on
 TASKS = sorted({r.task for r in RUNS})
 
+# Multi-GPU training jobs: say how each will be launched (also in a dry run).
+from repro.launch import launch_plan
+
+for _line in launch_plan(config, TRAIN_RUNS):
+    print(_line, file=sys.stderr)
+
 
 wildcard_constraints:
     task="|".join(sorted({d["task"] for d in config["datasets"].values()})),

@@ -30,11 +30,5 @@ rule train:
     params:
         run=train_params,
         checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints",
-    message:
-        "rule train: {wildcards.task}/{wildcards.dataset}/{wildcards.model}/{wildcards.method}/"
-        "{wildcards.variant}/seed{wildcards.seed}: {resources.gpu} GPU(s), "
-        "{resources.mem_mb} MB, {resources.runtime} min; more than one GPU trains in one "
-        "process per GPU: python -m torch.distributed.run --standalone "
-        "--nproc_per_node={resources.gpu} -m repro.train_cli {params.checkpoints}/launch.json"
     script:
         "../workflow_scripts/train.py"

@@ -260,3 +260,17 @@ def test_checkpoint_of_two_processes_resumes_in_one(setup, monkeypatch):
     a, b = weights(root / "resume" / "model"), weights(root / "uninterrupted" / "model")
     for name in b:
         torch.testing.assert_close(a[name], b[name], rtol=1e-3, atol=1e-5)
+
+
+def test_launch_plan_of_the_7b_cosup_runs_names_resources_and_command():
+    from repro.config import load_config, training_runs
+    from repro.launch import launch_plan
+
+    cfg = load_config(ROOT / "config" / "paper_cosup.yaml")
+    lines = launch_plan(cfg, training_runs(cfg))
+    assert len(lines) == 10
+    assert lines[0] == (
+        "train knowledge/cosup_train/llama2_7b/cosup/ntp/seed2: 8 GPUs, 640000 MB, 4320 min: "
+        "python -m torch.distributed.run --standalone --nproc_per_node=8 -m repro.train_cli "
+        "results/runs/knowledge/cosup_train/llama2_7b/cosup/ntp/seed2/checkpoints/launch.json")
+    assert launch_plan(load_config(ROOT / "config" / "config.yaml"), []) == []

@@ -17,15 +17,23 @@ RECS = [{"id": "1", "source": "the red cat", "target": "a dog"},
 DROPOUT = {"t5": {"dropout_rate": 0.1}, "llama": {}}
 
 
-@pytest.fixture(scope="module", params=["t5", "llama"])
-def setup(request, tmp_path_factory):
-    family = request.param
+def make_setup(family, tmp_path_factory):
     m = build(family, tmp_path_factory.mktemp(family), **DROPOUT[family])
     tok = load_tokenizer(m["path"], m["arch"])
     model = load_model(m["path"], m["arch"])
     feats = [encode_record(r, tok, m["arch"], 64, 64, "\n=>") for r in RECS]
     batch = Collator(tok.pad_token_id, m["arch"])(feats)
     return m["arch"], tok, model, feats, batch
+
+
+@pytest.fixture(scope="module", params=["t5", "llama"])
+def setup(request, tmp_path_factory):
+    return make_setup(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def llama_setup(tmp_path_factory):
+    return make_setup("llama", tmp_path_factory)
 
 
 def method(setup, **opts):
@@ -69,14 +77,12 @@ def test_target_mean_equals_average_of_separate_ces(setup, monkeypatch):
     assert loss.item() == pytest.approx(sum(hand) / len(hand), abs=1e-5)
 
 
-def test_shared_prompt_pass_equals_full_sequences_in_value_and_gradient(setup):
+def test_shared_prompt_pass_equals_full_sequences_in_value_and_gradient(llama_setup):
     """Decoder-only: the prompt run once with its cache repeated gives the same hidden states
     (at every labelled position, the first warmup token included) and gradients as n full
     sequences."""
-    arch, tok, model, feats, batch = setup
-    if arch == ENCODER_DECODER:
-        pytest.skip("decoder-only path")
-    meth = method(setup)
+    arch, tok, model, feats, batch = llama_setup
+    meth = method(llama_setup)
     wb = meth.build(batch, fixed_warmups(tok))
     model.eval()
     keep = wb.labels[:, 1:] != IGNORE

@@ -89,8 +89,12 @@ def job(rule: str, **wildcards: Any) -> Job:
 
 
 def run_jobs(run: Any, rules: tuple[str, ...] = ("train", "predict", "evaluate")) -> set[Job]:
-    """The jobs of one run (a repro.config.Run) for the given rules."""
-    return {job(rule, **run.fields()) for rule in rules}
+    """The jobs of one run (a repro.config.Run) for the given rules; a knowledge run's
+    predictions are also exported in KILT's formats (its rule has no task wildcard)."""
+    jobs = {job(rule, **run.fields()) for rule in rules}
+    if run.task == "knowledge" and "evaluate" in rules:
+        jobs.add(job("kilt_export", **{k: v for k, v in run.fields().items() if k != "task"}))
+    return jobs
 
 
 _HEADER = re.compile(r"^\s*(?:local)?rule (\w+):$")

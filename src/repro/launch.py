@@ -80,6 +80,22 @@ def launch_command(n_procs: int, module: str, args: Sequence[str], torchrun: boo
             f"--nproc_per_node={n_procs}", "-m", module, *args]
 
 
+def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:
+    """One line per training run whose model asks for several GPUs: its GPUs, memory, time and
+    the command its job runs (Snakemake prints these when it plans the workflow)."""
+    from repro.config import model_resources
+
+    lines = []
+    for run in runs:
+        res = model_resources(config, run.model)
+        if res["gpu"] > 1:
+            cmd = launch_command(res["gpu"], "repro.train_cli",
+                                 [f"{run.dir}/checkpoints/launch.json"], python="python")
+            lines.append(f"train {run.id}: {res['gpu']} GPUs, {res['mem_mb']} MB, "
+                         f"{res['runtime']} min: {' '.join(cmd)}")
+    return lines
+
+
 def write_job(job: dict[str, Any], path: Path) -> Path:
     """The job as JSON (paths as strings) for the ranks to read."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Base models: a hub id or local checkpoint (`hf`), or a tiny model built from a config (`tiny`).
 
 Every base model is described by a manifest (base.json) holding what later stages load with
-from_pretrained: {"kind", "family", "arch", "path"}. Tiny models get a Unigram tokenizer trained
+from_pretrained: {"kind", "family", "arch", "path"}. Tiny models get a BPE tokenizer trained
 on the task's training texts, saved with save_pretrained, so both kinds load the same way.
 """
 
@@ -34,7 +34,12 @@ def arch_of(family: str) -> str:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str):
-    """A Unigram tokenizer on `texts`: T5-style (`text </s>`) or Llama-style (`<s> text`)."""
+    """A BPE tokenizer on `texts`: T5-style (`text </s>`) or Llama-style (`<s> text`).
+
+    BPE, not Unigram: the tokenizers library's BPE training is deterministic (ties broken by
+    the pair itself), while its Unigram trainer orders equal scores by hash-map order, which
+    changes from process to process; the same config must build the same tiny model anywhere.
+    """
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -46,13 +51,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str):
     )
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.Unigram())
+    tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk"]))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     specials = [SPECIAL["pad"], SPECIAL["eos"], SPECIAL["unk"], SPECIAL["bos"]]
-    trainer = trainers.UnigramTrainer(  # ASCII punctuation always encodes (e.g. " || ")
-        vocab_size=vocab_size, special_tokens=specials, unk_token=SPECIAL["unk"],
+    trainer = trainers.BpeTrainer(  # ASCII punctuation always encodes (e.g. " || ")
+        vocab_size=vocab_size, special_tokens=specials,
         initial_alphabet=list(string.punctuation),
     )
     tok.train_from_iterator(texts, trainer)
