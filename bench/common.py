@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,8 +18,11 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 def run_sampled(cmd: list[str], cwd: Path, env: dict, interval: float = 0.25) -> dict:
     """Run cmd; return wall seconds, the peak summed RSS of its process tree (MiB), exit code."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    # Output to a file, not a pipe: nobody reads a pipe while the command runs, and a full
+    # pipe (64 KiB) would block it.
+    log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            text=True)
     root = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -29,7 +33,9 @@ def run_sampled(cmd: list[str], cwd: Path, env: dict, interval: float = 0.25) ->
             rss = 0
         peak = max(peak, rss)
         time.sleep(interval)
-    out = proc.stdout.read() if proc.stdout else ""
+    log.seek(0)
+    out = log.read()
+    log.close()
     return {"seconds": time.perf_counter() - start, "peak_mib": peak / 2**20,
             "returncode": proc.returncode, "output": out}
 
