@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from transformers import TrainerCallback, TrainerControl, TrainerState
+from test_train import KillAt
+from transformers import TrainerControl, TrainerState
 from workflow_runs import (
     ENV,
     ROOT,
@@ -47,14 +48,6 @@ def records(n):
         out.append({"id": f"r{i}", "source": src, "target": " ".join(reversed(src.split()))})
     return out
 
-
-class KillAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kw):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt("simulated kill")
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,28 @@ overrides them: `options_for_variant`, `prepare_model`, `encode_split`, `collato
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from repro.batching import Collator, encode_record
 from repro.io import DataError, read_jsonl
 from repro.models import ENCODER_DECODER
+
+OptionsT = TypeVar("OptionsT")
+
+
+def options_from_dict(cls: type[OptionsT], options: dict[str, Any], method: str,
+                      error: type[Exception] = ValueError) -> OptionsT:
+    """The options dataclass `cls` from a config mapping; unknown keys raise `error` naming
+    the method and the known keys."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise error(f"{method}: unknown options {unknown} (known: {sorted(known)})")
+    return cls(**options)
 
 
 class Method:

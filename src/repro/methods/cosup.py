@@ -41,7 +41,7 @@ import copy
 import hashlib
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from repro.batching import IGNORE, pad, prompt_text
 from repro.config import ConfigError
 from repro.data.cosup_format import NSP_TOKEN, instances_from_records
 from repro.io import DataError, read_jsonl, write_json
-from repro.methods.base import Method
+from repro.methods.base import Method, options_from_dict
 from repro.models import DECODER_ONLY, ENCODER_DECODER, load_base_model, load_tokenizer
 from repro.retrieval import (
     POSITIONS,
@@ -97,11 +97,7 @@ class CoSupOptions:
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> CoSupOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"cosup: unknown options {unknown} (known: {sorted(known)})")
-        opts = cls(**options)
+        opts = options_from_dict(cls, options, "cosup", ConfigError)
         checks = [(opts.supervision in SUPERVISIONS, f"supervision must be one of {SUPERVISIONS}"),
                   (opts.embed_position in POSITIONS, f"embed_position must be one of {POSITIONS}"),
                   (opts.retrieval_scope in SCOPES, f"retrieval_scope must be one of {SCOPES}"),

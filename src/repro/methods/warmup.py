@@ -19,14 +19,14 @@ hypothesis is the text after SEP.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from repro.batching import IGNORE, pad
-from repro.methods.base import Method, generate
+from repro.methods.base import Method, generate, options_from_dict
 from repro.methods.sampling import beam_sample
 from repro.models import DECODER_ONLY, ENCODER_DECODER
 
@@ -46,11 +46,7 @@ class WarmupOptions:
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> WarmupOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"warmup: unknown options {unknown} (known: {sorted(known)})")
-        opts = cls(**options)
+        opts = options_from_dict(cls, options, "warmup")
         if opts.loss not in LOSSES:
             raise ValueError(f"warmup: loss must be one of {LOSSES}, got '{opts.loss}'")
         if opts.n < 1 or opts.warmup_len < 1:
