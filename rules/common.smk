@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repro import config as rc
 from repro.data.schema import SPLITS
+from repro.io import canonical_json
 
 rc.check_references(config)
 if config["offline"]:
@@ -90,13 +91,9 @@ def train_split_of_dataset(wildcards):
     return f"results/data/{task}/{wildcards.dataset}/train.jsonl"
 
 
-def trained_dir(wildcards):
-    """The directory of the run whose model decodes this run (see datasets.<d>.train_on)."""
-    return rc.training_run(config, run_of(wildcards)).dir
-
-
 def trained_model(wildcards):
-    return f"{trained_dir(wildcards)}/model"
+    """The model that decodes this run: its training run's (see datasets.<d>.train_on)."""
+    return f"{rc.training_run(config, run_of(wildcards)).dir}/model"
 
 
 def passages_of(wildcards):
@@ -111,7 +108,7 @@ def predict_inputs(wildcards):
     run = run_of(wildcards)
     train = rc.training_run(config, run)
     inputs = {
-        "model": f"{train.dir}/model",
+        "model": trained_model(wildcards),
         "base": f"results/models/{train.model}/{train.dataset}",
         "test": f"results/data/{run.task}/{run.dataset}/test.jsonl",
     }
@@ -129,8 +126,6 @@ def index_shards(wildcards):
 
 
 def index_params(wildcards):
-    from repro.io import canonical_json
-
     return canonical_json(config["datasets"][wildcards.dataset]["index"])
 
 
@@ -175,7 +170,6 @@ def get_final_output():
 # when the DAG is built): per-run predictions, references, resolved configs; one ablation plot
 # per axis with >= 2 values; the warmup-overlap histogram only when there are warmup runs.
 from repro import report as rr
-from repro.io import canonical_json
 from repro.tables import task_name
 
 RESOLVED = {r.id: rc.resolve(config, r) for r in RUNS}

@@ -278,8 +278,3 @@ def model_resources(config: dict[str, Any], model: str, attempt: int = 1,
         gpu, mem = 1, mem // gpu
     return {"gpu": gpu, "mem_mb": mem * attempt, "runtime": res.get("runtime", 60) * attempt}
 
-
-def model_datasets(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """(model, dataset) pairs that need a base model (tiny models train a tokenizer per dataset)."""
-    pairs = {(r.model, r.dataset): None for r in training_runs(config)}
-    return list(pairs)
