@@ -7,8 +7,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from repro import config as rc
+from repro import runs
 from repro.data.schema import SPLITS
 from repro.io import canonical_json
+from repro.report.ablations import ablation_axes
+from repro.tasks import task_name
 
 rc.check_references(config)
 if config["offline"]:
@@ -19,6 +22,22 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 RUNS = rc.expand_runs(config)
 TRAIN_RUNS = rc.training_runs(config)  # differ from RUNS where a dataset has train_on
 TASKS = sorted({r.task for r in RUNS})
+
+# Where run directories live: the one place to change it (repro.runs maps a run to its directory
+# and back). RUN_ID: a run id with a wildcard per field, for the paths of logs and benchmarks.
+RUNS_ROOT = runs.RUNS_ROOT
+RUN_ID = runs.id_pattern()
+KNOWLEDGE_RUN_ID = runs.id_pattern(task="knowledge")
+
+
+def run_dir(run):
+    return runs.run_dir(run, RUNS_ROOT)
+
+
+def run_file(name, **fixed):
+    """A file of a run directory as a rule's path pattern (wildcards for the fields not fixed)."""
+    return f"{runs.dir_pattern(RUNS_ROOT, **fixed)}/{name}"
+
 
 # Multi-GPU training jobs: say how each will be launched (also in a dry run).
 from repro.launch import launch_plan
@@ -93,7 +112,7 @@ def train_split_of_dataset(wildcards):
 
 def trained_model(wildcards):
     """The model that decodes this run: its training run's (see datasets.<d>.train_on)."""
-    return f"{rc.training_run(config, run_of(wildcards)).dir}/model"
+    return f"{run_dir(rc.training_run(config, run_of(wildcards)))}/model"
 
 
 def passages_of(wildcards):
@@ -114,7 +133,7 @@ def predict_inputs(wildcards):
     }
     if run.method == "cosup":
         source = rc.index_dataset(config, run.dataset)
-        inputs["index"] = f"{run.on(source).dir}/index"
+        inputs["index"] = f"{run_dir(run.on(source))}/index"
         inputs["passages"] = passages_of(wildcards)
     return inputs
 
@@ -122,7 +141,9 @@ def predict_inputs(wildcards):
 def index_shards(wildcards):
     """The embedded shards of the dataset's passages (datasets.<d>.index.shards of them)."""
     n = config["datasets"][wildcards.dataset]["index"]["shards"]
-    return [f"{run_of(wildcards).dir}/index_shards/{k}-of-{n}.npy" for k in range(n)]
+    return [
+        f"{run_dir(run_of(wildcards))}/index_shards/{k}-of-{n}.npy" for k in range(n)
+    ]
 
 
 def index_params(wildcards):
@@ -134,11 +155,11 @@ def embed_params(wildcards):
 
 
 def all_metrics():
-    return [f"{r.dir}/metrics.json" for r in RUNS]
+    return [f"{run_dir(r)}/metrics.json" for r in RUNS]
 
 
 def all_train_logs():
-    return [f"{r.dir}/train_log.jsonl" for r in TRAIN_RUNS]
+    return [f"{run_dir(r)}/train_log.jsonl" for r in TRAIN_RUNS]
 
 
 def report_outputs():
@@ -150,7 +171,7 @@ def report_outputs():
 
 def kilt_files():
     return [
-        f"{r.dir}/kilt/kilt_{kind}.jsonl"
+        f"{run_dir(r)}/kilt/kilt_{kind}.jsonl"
         for r in RUNS
         if r.task == "knowledge"
         for kind in ("guess", "gold")
@@ -169,16 +190,14 @@ def get_final_output():
 # What the report rule reads and writes, decided from the config alone (outputs must be known
 # when the DAG is built): per-run predictions, references, resolved configs; one ablation plot
 # per axis with >= 2 values; the warmup-overlap histogram only when there are warmup runs.
-from repro import report as rr
-from repro.tables import task_name
-
-RESOLVED = {r.id: rc.resolve(config, r) for r in RUNS}
-ABLATIONS = rr.ablation_axes(list(RESOLVED.values()), config["report"].get("ablations"))
+ABLATIONS = ablation_axes(
+    [rc.resolve(config, r) for r in RUNS], config["report"].get("ablations")
+)
 WARMUP_RUNS = [r for r in RUNS if r.method == "warmup"]
 
 
 def all_predictions():
-    return [f"{r.dir}/predictions.jsonl" for r in RUNS]
+    return [f"{run_dir(r)}/predictions.jsonl" for r in RUNS]
 
 
 def all_references():

@@ -3,15 +3,15 @@
 
 rule evaluate:
     input:
-        predictions="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        predictions=run_file("predictions.jsonl"),
         references="results/data/{task}/{dataset}/test.jsonl",
         passages=passages_of,
     output:
-        "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/metrics.json",
+        run_file("metrics.json"),
     log:
-        "logs/evaluate/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        f"logs/evaluate/{RUN_ID}.log",
     benchmark:
-        "benchmarks/evaluate/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        f"benchmarks/evaluate/{RUN_ID}.tsv"
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -28,16 +28,16 @@ rule evaluate:
 #   python kilt/eval_downstream.py kilt_guess.jsonl kilt_gold.jsonl (and eval_retrieval.py)
 rule kilt_export:
     input:
-        predictions="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        predictions=run_file("predictions.jsonl", task="knowledge"),
         references="results/data/knowledge/{dataset}/test.jsonl",
         passages=passages_of,
     output:
-        guess="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/kilt/kilt_guess.jsonl",
-        gold="results/runs/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}/kilt/kilt_gold.jsonl",
+        guess=run_file("kilt/kilt_guess.jsonl", task="knowledge"),
+        gold=run_file("kilt/kilt_gold.jsonl", task="knowledge"),
     log:
-        "logs/kilt_export/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        f"logs/kilt_export/{KNOWLEDGE_RUN_ID}.log",
     benchmark:
-        "benchmarks/kilt_export/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        f"benchmarks/kilt_export/{KNOWLEDGE_RUN_ID}.tsv"
     conda:
         "../envs/main.yaml"
     threads: 1

@@ -8,12 +8,12 @@ rule embed_passages:
         model=trained_model,
         passages="results/data/{task}/{dataset}/passages.jsonl",
     output:
-        vectors="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/index_shards/{shard}-of-{shards}.npy",
-        ids="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/index_shards/{shard}-of-{shards}.ids.json",
+        vectors=run_file("index_shards/{shard}-of-{shards}.npy"),
+        ids=run_file("index_shards/{shard}-of-{shards}.ids.json"),
     log:
-        "logs/embed_passages/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/{shard}-of-{shards}.log",
+        f"logs/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.log",
     benchmark:
-        "benchmarks/embed_passages/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/{shard}-of-{shards}.tsv"
+        f"benchmarks/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.tsv"
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -31,13 +31,11 @@ rule build_index:
     input:
         index_shards,
     output:
-        directory(
-            "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/index"
-        ),
+        directory(run_file("index")),
     log:
-        "logs/build_index/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        f"logs/build_index/{RUN_ID}.log",
     benchmark:
-        "benchmarks/build_index/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        f"benchmarks/build_index/{RUN_ID}.tsv"
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -54,11 +52,11 @@ rule predict:
     input:
         unpack(predict_inputs),
     output:
-        "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        run_file("predictions.jsonl"),
     log:
-        "logs/predict/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        f"logs/predict/{RUN_ID}.log",
     benchmark:
-        "benchmarks/predict/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        f"benchmarks/predict/{RUN_ID}.tsv"
     conda:
         "../envs/main.yaml"
     threads: 1

@@ -12,14 +12,12 @@ rule train:
         ),
         base="results/models/{model}/{dataset}",
     output:
-        model=directory(
-            "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/model"
-        ),
-        log="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/train_log.jsonl",
+        model=directory(run_file("model")),
+        log=run_file("train_log.jsonl"),
     log:
-        "logs/train/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        f"logs/train/{RUN_ID}.log",
     benchmark:
-        "benchmarks/train/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        f"benchmarks/train/{RUN_ID}.tsv"
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -29,6 +27,6 @@ rule train:
         runtime=train_runtime,
     params:
         run=train_params,
-        checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints",
+        checkpoints=run_file("checkpoints"),
     script:
         "../workflow_scripts/train.py"

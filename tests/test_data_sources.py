@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from repro.data.schema import SPLITS, check_record
-from repro.data.sources import FetchResult, fetch, write_fetch
+from repro.data.schema import SPLITS, FetchResult, check_record
+from repro.data.sources import fetch, write_fetch
 from repro.io import DataError, read_json, read_jsonl
 
 DATA = Path(__file__).parent / "data"

@@ -30,7 +30,7 @@ from workflow_runs import (
 
 from repro import train as train_mod
 from repro.base_model import prepare_base_model
-from repro.checks import CheckpointError, checkpoint_dirs, resumable_checkpoint
+from repro.checkpoints import CheckpointError, checkpoint_dirs, resumable_checkpoint
 from repro.io import read_json, write_json, write_jsonl
 
 # ---------------------------------------------------------------------------------------------

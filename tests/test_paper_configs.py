@@ -133,7 +133,7 @@ def test_predownload_list_mode_names_every_download():
 
 
 def test_published_numbers_point_at_paper_config_runs():
-    from repro.tables import load_published
+    from repro.report.published import load_published
 
     entries, groups = load_published(ROOT / "config" / "published.yaml")
     runs = [r for c in EXPECTED for r in rc.expand_runs(rc.load_config(ROOT / "config" / c))]

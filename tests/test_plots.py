@@ -8,7 +8,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from repro.plots import (
+from repro.report.plots import (
     METHOD_COLORS,
     method_colors,
     plot_ablation,

@@ -12,21 +12,16 @@ import yaml
 
 from repro.io import write_json, write_jsonl
 from repro.metrics.evaluate import evaluate_task
-from repro.report import (
-    ReportOutputs,
-    ablation_axes,
-    ablation_points,
-    axis_value,
-    config_run_id,
-    data_page,
-    load_results,
-    runs_page,
-    significance_pvalues,
+from repro.report.ablations import ablation_axes, ablation_points, axis_value
+from repro.report.render import data_page, runs_page
+from repro.report.warmup import (
+    SEPARATOR_NOTE,
     warmup_analysis_frame,
     warmup_analysis_markdown,
     warmup_overlaps,
-    write_report,
 )
+from repro.report.write import ReportOutputs, load_results, significance_pvalues, write_report
+from repro.runs import Run
 
 WORDS = "the a cat dog sat ran on under mat table red blue big small house tree".split()
 N = 40
@@ -147,9 +142,9 @@ def test_ablation_points(tree):
                for p in files["configs"]}
     axis = {"name": "n", "path": "method.options.n", "methods": ["warmup"]}
     points, bases = ablation_points(results, configs, axis, [axis])
-    assert sorted(points["x"]) == [2, 2, 4, 4]
-    assert set(points["series"]) == {"m · warmup"}
-    assert list(bases["label"]) == ["m · sft", "m · sft"]
+    assert sorted(p["x"] for p in points) == [2, 2, 4, 4]
+    assert {p["series"] for p in points} == {"m · warmup"}
+    assert [b["label"] for b in bases] == ["m · sft", "m · sft"]
 
 
 def test_significance_pvalues(tree):
@@ -232,7 +227,7 @@ def test_write_report(tree):
     for png in ("main", "curves", "run0", "ablation_n", "warmup"):
         assert (out / f"plots/{png}.pdf").is_file()
         assert ink(out / f"plots/{png}.png") > 0.015, png  # axes drawn, not a bare title
-    assert config_run_id("results/report/configs/translation/a/m/sft/default/seed0.json") == \
+    assert Run.from_path("results/report/configs/translation/a/m/sft/default/seed0.json").id == \
         "translation/a/m/sft/default/seed0"
     md = (out / "tables/translation.md").read_text(encoding="utf-8")
     assert "†" in md and "paired bootstrap" in md and "200 resamples" in md

@@ -19,7 +19,6 @@ from workflow_runs import (
 )
 
 from repro import config as rc
-from repro.metrics.evaluate import TASK_METRICS
 
 pytestmark = pytest.mark.e2e
 REPORT = job("report")
@@ -51,10 +50,6 @@ def reorder(obj):
     if isinstance(obj, list):
         return [reorder(v) for v in obj]
     return obj
-
-
-def test_task_metrics_table_matches_the_metrics_package():
-    assert {t: list(m) for t, m in rc.TASK_METRICS.items()} == TASK_METRICS
 
 
 def test_unchanged_or_reordered_config_reruns_nothing(done, tmp_path):

@@ -11,22 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from repro.latex import escape, to_latex
-from repro.tables import (
-    TIDY_COLUMNS,
-    Cell,
-    Published,
-    cells_frame,
-    format_cell,
-    format_published,
-    load_published,
-    read_tidy_csv,
-    task_table,
-    tidy_frame,
-    to_html,
-    to_markdown,
-    write_task_tables,
-)
+from repro.report.cells import Cell, format_cell, format_published
+from repro.report.published import Published, load_published
+from repro.report.render import cells_frame, escape, to_html, to_latex, to_markdown
+from repro.report.tables import TIDY_COLUMNS, read_tidy_csv, task_table, tidy_frame
+from repro.report.write import write_task_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from repro.config import TASK_METRICS
+from repro.tasks import TASK_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e

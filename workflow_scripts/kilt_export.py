@@ -4,7 +4,7 @@ from pathlib import Path
 
 import _src_path  # noqa: F401  (repro from src/)
 
-from repro.kilt_format import export_run
+from repro.metrics.kilt_export import export_run
 from repro.workflow import start
 
 smk = snakemake  # noqa: F821

@@ -1,12 +1,13 @@
-"""Snakemake adapter: tables, plots and report pages over every run (repro.report)."""
+"""Snakemake adapter: tables, plots and report pages over every run (repro.report.write)."""
 
 from pathlib import Path
 
 import _src_path  # noqa: F401  (repro from src/)
 
-from repro.config import expand_runs, resolve
+from repro.config import resolve
 from repro.io import write_json
-from repro.report import ReportOutputs, write_report
+from repro.report.write import ReportOutputs, write_report
+from repro.runs import Run
 from repro.workflow import start
 
 
@@ -18,9 +19,8 @@ def paths(files):
 smk = snakemake  # noqa: F821
 params = start(smk)["report"]
 out = smk.output
-runs = {r.id: r for r in expand_runs(smk.config)}
 for path in paths(out.configs):  # results/report/configs/<run id>.json
-    write_json(path, resolve(smk.config, runs[path.split("configs/", 1)[1][: -len(".json")]]))
+    write_json(path, resolve(smk.config, Run.from_path(path)))
 write_report(
     paths(smk.input.metrics),
     paths(smk.input.train_logs),
@@ -28,8 +28,9 @@ write_report(
         tables_dir=Path(paths(out.tables)[0]).parent,
         main_plot=Path(out.main_plot),
         curves_plot=Path(out.curves_plot),
-        run_curves={p.split("training/", 1)[1][:-4]: Path(p) for p in paths(out.run_curves)},
-        ablation_plots={Path(p).stem[len("ablation_"):]: Path(p) for p in paths(out.ablations)},
+        run_curves={Run.from_path(p).id: Path(p) for p in paths(out.run_curves)},
+        ablation_plots={Path(p).stem.removeprefix("ablation_"): Path(p)
+                        for p in paths(out.ablations)},
         warmup_plot=Path(paths(out.warmup)[0]) if paths(out.warmup) else None,
         warmup_table=Path(paths(out.warmup_tables)[0]) if paths(out.warmup_tables) else None,
         runs_page=Path(out.runs_page),

@@ -1,4 +1,4 @@
-"""Typed view of the pipeline config: expansion into runs, run ids, per-stage resolved params.
+"""Typed view of the pipeline config: expansion into runs, per-stage resolved params.
 
 A run is (task, dataset, model, method, variant, seed). Each stage of a run sees only the slice of
 config it depends on, serialised as canonical JSON, so an edited value reruns exactly the jobs it
@@ -8,13 +8,14 @@ touches (Snakemake's params rerun trigger compares these strings).
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from repro.io import canonical_json
+from repro.runs import Run  # also what the rules call rc.Run
+from repro.tasks import other_tasks_metrics
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # Keys of a model entry that do not change what the model is (they must not trigger reruns).
@@ -26,36 +27,6 @@ NOT_DATA_IDENTITY = ("training", "kilt_task", "train_on", "index")
 
 class ConfigError(ValueError):
     """A config that cannot work; the message names the key at fault."""
-
-
-@dataclass(frozen=True, order=True)
-class Run:
-    task: str
-    dataset: str
-    model: str
-    method: str
-    variant: str
-    seed: int
-
-    @property
-    def id(self) -> str:
-        return "/".join((self.task, self.dataset, self.model, self.method, self.variant,
-                         f"seed{self.seed}"))
-
-    @property
-    def dir(self) -> str:
-        return f"results/runs/{self.id}"
-
-    def fields(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def on(self, dataset: str) -> Run:
-        """The same run on another dataset."""
-        return replace(self, dataset=dataset)
-
-    @classmethod
-    def from_wildcards(cls, wc: Any) -> Run:
-        return cls(wc.task, wc.dataset, wc.model, wc.method, wc.variant, int(wc.seed))
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -231,25 +202,12 @@ def predict_params(config: dict[str, Any], run: Run) -> str:
     )
 
 
-# The metrics of each task (the same table as repro.metrics.evaluate.TASK_METRICS, which is too
-# heavy to import while Snakemake parses the workflow; a test keeps the two equal).
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "translation": ("bleu", "chrf", "comet"),
-    "summarization": ("rouge1", "rouge2", "rougeL", "bertscore"),
-    "multiple_choice": ("accuracy", "macro_f1"),
-    "knowledge": ("correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
-                  "retrieval", "r_precision", "recall_at_5", "answer_in_retrieved",
-                  "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding"),
-}
-
-
 def evaluate_params(config: dict[str, Any], run: Run) -> str:
     """The run's metrics settings, without the sections of metrics other tasks compute (so
     that editing metrics.bertscore does not rescore translation runs); anything else in
     `metrics` is kept."""
     r = resolve(config, run)
-    others = {m for task, names in TASK_METRICS.items() if task != run.task for m in names}
-    others -= set(TASK_METRICS.get(run.task, ()))
+    others = other_tasks_metrics(run.task)
     return canonical_json({"run": r["run"],
                            **{k: v for k, v in r["metrics"].items() if k not in others}})
 

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from repro.checks import resumable_checkpoint
+from repro.checkpoints import resumable_checkpoint
 from repro.config import ConfigError
 from repro.device import (
     enable_activation_checkpointing,
@@ -32,6 +32,7 @@ from repro.device import (
 from repro.io import write_jsonl
 from repro.methods import get_method
 from repro.models import load_model, load_tokenizer
+from repro.train_logging import LogPoints
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -153,9 +154,9 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
     trainer = MethodTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
         data_collator=method.collator(), processing_class=tokenizer,
-        callbacks=[FiniteLogCheck()], method=method,
+        callbacks=[FiniteLogCheck(), LogPoints()], method=method,
     )
-    # Resume only from a finished checkpoint of this very run config (see repro.checks);
+    # Resume only from a finished checkpoint of this very run config (see repro.checkpoints);
     # rank 0 decides (and cleans up), the other ranks follow.
     last = on_main(trainer, lambda: resumable_checkpoint(ckpt_dir, resolved, model))
     last = str(last) if last is not None else None

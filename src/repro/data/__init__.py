@@ -4,13 +4,14 @@ from repro.data.filters import REASONS, filter_dataset, filter_split
 from repro.data.schema import (
     SPLITS,
     TASKS,
+    FetchResult,
     check_passage,
     check_record,
     letter,
     letter_to_index,
     mc_source,
 )
-from repro.data.sources import FetchResult, fetch, write_fetch
+from repro.data.sources import fetch, write_fetch
 from repro.data.synthetic import generate
 
 __all__ = [

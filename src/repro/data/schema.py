@@ -6,18 +6,32 @@ list of str, `target` == answers[0]) and `provenance` (list of {"wikipedia_id", 
 optionally `candidates`: the ids (str) of the record's candidate passages in the dataset's
 passages.jsonl, the per-question pool retrieval picks from (ALCE's docs). Co-supervision
 training records also carry `cosup_output` and `evidence` (repro.data.cosup_format). Knowledge
-passages are {"id", "title", "text"}. Extra fields are allowed and ignored.
+passages are {"id", "title", "text"}. Extra fields are allowed and ignored. A source yields a
+`FetchResult`; the task names are those of repro.tasks.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
-TASKS: tuple[str, ...] = ("translation", "summarization", "multiple_choice", "knowledge")
+from repro.tasks import TASKS
+
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 LETTERS = "ABCDEFGH"
 MIN_CHOICES, MAX_CHOICES = 2, len(LETTERS)
+
+
+@dataclass
+class FetchResult:
+    """What a source yields (repro.data.sources, repro.data.synthetic): records per split,
+    knowledge passages, and per split {"read": n, "malformed_lines": n}."""
+
+    splits: dict[str, list[dict[str, Any]]]
+    passages: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
 
 _UPPER = re.compile(r"(?<![A-Za-z])([A-H])(?![A-Za-z])")
 _LOWER = re.compile(r"(?<![A-Za-z])([a-h])(?![A-Za-z])")

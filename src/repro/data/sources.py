@@ -53,13 +53,21 @@ import json
 import os
 import pickle
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repro.data.schema import MAX_CHOICES, MIN_CHOICES, SPLITS, TASKS, letter, letter_to_index
+from repro.data import synthetic
+from repro.data.schema import (
+    MAX_CHOICES,
+    MIN_CHOICES,
+    SPLITS,
+    FetchResult,
+    letter,
+    letter_to_index,
+)
 from repro.data.schema import mc_source as _mc_source
 from repro.io import DataError, iter_jsonl, write_json, write_jsonl
+from repro.tasks import TASKS
 
 Record = dict[str, Any]
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -76,15 +84,6 @@ SPLIT_KEYS = {"kind", "path", "name", "revision", "data_files", "cache_dir", "sp
               "format", "columns", "lenient", "header", "field", "slice", "sample", "join",
               "candidates", "convert", "ids2text"}
 _MISSING = object()
-
-
-@dataclass
-class FetchResult:
-    """Records per split, knowledge passages, and per split {"read": n, "malformed_lines": n}."""
-
-    splits: dict[str, list[Record]]
-    passages: list[Record] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def _lookup(row: Any, path: str | list[str]) -> Any:
@@ -505,8 +504,6 @@ def fetch(source: dict[str, Any], task: str) -> FetchResult:
         raise DataError(f"unknown task {task!r}; expected one of {TASKS}")
     kind = source.get("kind")
     if kind == "synthetic":
-        from repro.data import synthetic
-
         generator = source.get("generator", task)
         if generator != task:
             raise DataError(f"synthetic generator {generator!r} does not make {task!r} records")

@@ -46,8 +46,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from repro.data.schema import SPLITS, letter, mc_source
-from repro.data.sources import FetchResult
+from repro.data.schema import SPLITS, FetchResult, letter, mc_source
 from repro.io import DataError
 
 SIZES = {"n_train": 2000, "n_validation": 100, "n_test": 200}

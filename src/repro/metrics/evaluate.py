@@ -6,57 +6,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repro.io import DataError, read_jsonl
-from repro.kilt_format import page_id, passage_index, retrieved_passages
+from repro.io import DataError, align, few, read_jsonl
 from repro.metrics import kilt
 from repro.metrics.classification import accuracy_macro_f1, parse_choice
 from repro.metrics.comet import comet_score
 from repro.metrics.grounding import grounding
+from repro.metrics.kilt_export import page_id, passage_index, retrieved_passages
 from repro.metrics.mt import bleu_chrf
 from repro.metrics.summarization import bertscore, rouge
 from repro.metrics.warmup_analysis import warmup_analysis
-
-TASK_METRICS: dict[str, list[str]] = {
-    "translation": ["bleu", "chrf", "comet"],
-    "summarization": ["rouge1", "rouge2", "rougeL", "bertscore"],
-    "multiple_choice": ["accuracy", "macro_f1"],
-    "knowledge": [
-        "correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
-        "retrieval", "r_precision", f"recall_at_{kilt.RECALL_K}", "answer_in_retrieved",
-        "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding",
-    ],
-}
-
-
-def _few(ids: list[Any], k: int = 5) -> str:
-    shown = ", ".join(repr(i) for i in ids[:k])
-    return shown + (f", ... ({len(ids) - k} more)" if len(ids) > k else "")
-
-
-def align(predictions: list[dict[str, Any]], references: list[dict[str, Any]]) -> list[dict]:
-    """Predictions reordered to follow the references by "id"; DataError on any mismatch."""
-    by_id: dict[Any, dict[str, Any]] = {}
-    for i, pred in enumerate(predictions):
-        if "id" not in pred:
-            raise DataError(f"prediction #{i + 1} has no id")
-        if pred["id"] in by_id:
-            raise DataError(f"duplicate prediction id {pred['id']!r}")
-        by_id[pred["id"]] = pred
-    ref_ids = []
-    for i, ref in enumerate(references):
-        if "id" not in ref:
-            raise DataError(f"reference #{i + 1} has no id")
-        ref_ids.append(ref["id"])
-    missing = [i for i in ref_ids if i not in by_id]
-    extra = sorted(set(by_id) - set(ref_ids), key=str)
-    if missing or extra or len(predictions) != len(references):
-        parts = [f"{len(predictions)} predictions for {len(references)} references"]
-        if missing:
-            parts.append(f"{len(missing)} missing ({_few(missing)})")
-        if extra:
-            parts.append(f"{len(extra)} extra ({_few(extra)})")
-        raise DataError("; ".join(parts))
-    return [by_id[i] for i in ref_ids]
+from repro.tasks import TASK_METRICS
 
 
 def _hypothesis(pred: dict[str, Any]) -> str | None:
@@ -64,17 +23,6 @@ def _hypothesis(pred: dict[str, Any]) -> str | None:
     if hyp is not None and not isinstance(hyp, str):
         raise DataError(f"prediction {pred.get('id')!r}: hypothesis is not a string")
     return hyp
-
-
-_normalize_answer = kilt.normalize_answer  # kept for repro.significance
-_token_f1 = kilt.token_f1
-
-
-def _answers(ref: dict[str, Any]) -> list[str]:
-    answers = ref.get("answers") or ([ref["target"]] if ref.get("target") else [])
-    if not answers or not all(isinstance(a, str) for a in answers):
-        raise DataError(f"reference {ref.get('id')!r}: no answers (list of strings)")
-    return answers
 
 
 def _targets(references: list[dict[str, Any]]) -> list[str]:
@@ -90,7 +38,7 @@ def _wanted(task: str, cfg: dict[str, Any]) -> list[str]:
     wanted = cfg.get("metrics") or TASK_METRICS[task]
     unknown = [m for m in wanted if m not in TASK_METRICS[task]]
     if unknown:
-        raise ValueError(f"metrics {unknown} not available for {task}: {TASK_METRICS[task]}")
+        raise ValueError(f"metrics {unknown} not available for {task}: {list(TASK_METRICS[task])}")
     return list(wanted)
 
 
@@ -169,7 +117,7 @@ def _all_retrieved(preds: list[dict[str, Any]], passages: list[dict[str, Any]]
     if not all(have):
         lacking = [p["id"] for p, h in zip(preds, have, strict=True) if not h]
         raise DataError(f"{len(lacking)} predictions lack 'retrieved' while others have it "
-                        f"({_few(lacking)})")
+                        f"({few(lacking)})")
     index = passage_index(passages, "passages.jsonl")
     return [retrieved_passages(p, index) or [] for p in preds]
 

@@ -6,7 +6,7 @@ import pytest
 
 from repro.data.synthetic import generate
 from repro.io import DataError, read_jsonl, write_jsonl
-from repro.kilt_format import (
+from repro.metrics.kilt_export import (
     check_gold,
     check_guess,
     export_run,

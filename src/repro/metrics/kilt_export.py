@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from repro.io import DataError, read_jsonl, write_jsonl
+from repro.io import DataError, align, read_jsonl, write_jsonl
 
 Record = dict[str, Any]
 
@@ -146,8 +146,6 @@ def write_kilt_files(
     gold_path: str | os.PathLike[str],
 ) -> None:
     """Write a KILT guess file (in reference order) and the matching gold file."""
-    from repro.metrics.evaluate import align
-
     index = passage_index(passages)
     preds = align(list(predictions), list(references))
     write_jsonl(Path(guess_path), [guess_record(p, index) for p in preds])

@@ -9,8 +9,12 @@ absolute difference: p = (count + 1) / (n_samples + 1).
 It is written here once over per-example *statistics* so that every metric shares the same
 resampling: for BLEU and chrF++ the statistics are sacrebleu's own sufficient statistics and the
 score is sacrebleu's corpus score of their sum (so a single seed gives exactly sacrebleu's
-p-value); for ROUGE, accuracy, EM and F1 the statistic is the example's score and the corpus
-score is the mean; macro-F1 is recomputed on each resample from (prediction, gold) pairs.
+p-value); for ROUGE and accuracy the statistic is the example's score and the corpus score is
+the mean; macro-F1 is recomputed on each resample from (prediction, gold) pairs. These are
+recomputed from each run's predictions and references. Knowledge metrics use the per-example
+scores evaluation stored in metrics.json (`per_example`: null where an example does not count,
+e.g. one without a gold answer), so the test resamples exactly what the run reports; the corpus
+score is the mean over the examples that count.
 With several seeds, each resample scores every seed's predictions on the same examples and the
 systems are compared by their seed-averaged scores (the number the tables show).
 
@@ -19,12 +23,20 @@ Metrics without per-example values (COMET, BERTScore as stored) get no test.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from repro.io import align
+from repro.metrics.classification import parse_choice
+from repro.runs import Run
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SAMPLES = 1000
 DEFAULT_SEED = 12345  # sacrebleu's default SACREBLEU_SEED
@@ -72,13 +84,20 @@ def _all_rows(stats: np.ndarray, idxs: np.ndarray | None) -> np.ndarray:
 
 
 def mean_score(stats: np.ndarray, idxs: np.ndarray | None) -> np.ndarray:
-    """Corpus score = mean of per-example scores (stats: (n_examples,))."""
-    return _all_rows(stats, idxs).mean(axis=1)
+    """Corpus score = mean of the per-example scores that count (stats: (n_examples,), NaN
+    where an example does not count; 0 for a resample where none does)."""
+    rows = _all_rows(stats, idxs)
+    counted = ~np.isnan(rows)
+    total = np.where(counted, rows, 0.0).sum(axis=1)
+    n = counted.sum(axis=1)
+    return np.divide(total, n, out=np.zeros_like(total), where=n > 0)
 
 
-def mean_scorer(values: Sequence[float]) -> Scorer:
-    """A metric that is the mean of per-example values (ROUGE, accuracy, EM, token F1)."""
-    return Scorer(np.asarray(values, dtype=np.float64), mean_score)
+def mean_scorer(values: Sequence[float | None]) -> Scorer:
+    """A metric that is the mean of per-example values (ROUGE, accuracy, KILT EM/F1, ...);
+    None marks an example that does not count."""
+    return Scorer(np.array([np.nan if v is None else v for v in values], dtype=np.float64),
+                  mean_score)
 
 
 def _sacrebleu_score_many(metric: Any) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
@@ -214,28 +233,18 @@ def _rouge_values(hyps: Sequence[str], refs: Sequence[str], signature: str) -> d
     return out
 
 
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "translation": ("bleu", "chrf"),
-    "summarization": ("rouge1", "rouge2", "rougeL"),
-    "multiple_choice": ("accuracy", "macro_f1"),
-    "knowledge": ("exact_match", "f1"),
-}
-"""Metrics with a per-example test, per task (the rest get no significance mark)."""
-
-
 def example_scorers(
     task: str,
     predictions: Sequence[dict[str, Any]],
     references: Sequence[dict[str, Any]],
     signatures: dict[str, str] | None = None,
 ) -> dict[str, Scorer]:
-    """Scorers of every supported metric of `task` for one run's aligned predictions.
+    """Scorers recomputed from one run's predictions (aligned to the references by id): BLEU
+    and chrF++, ROUGE-1/2/L, accuracy and macro-F1; none for knowledge (see `stored_scorers`).
 
     `signatures` (metric -> signature from metrics.json) selects e.g. sacrebleu's tokenizer,
     so that the resampled score is the one the run reports.
     """
-    from repro.metrics.evaluate import align
-
     signatures = signatures or {}
     preds = align(list(predictions), list(references))
     hyps = [p.get("hypothesis") or "" for p in preds]
@@ -247,8 +256,6 @@ def example_scorers(
         values = _rouge_values(hyps, refs, signatures.get("rougeL", ""))
         return {m: mean_scorer(v) for m, v in values.items()}
     if task == "multiple_choice":
-        from repro.metrics.classification import parse_choice
-
         gold = [int(r["label"]) for r in references]
         pred = [parse_choice(p.get("hypothesis"), len(r["choices"]))
                 for p, r in zip(preds, references, strict=True)]
@@ -256,15 +263,14 @@ def example_scorers(
             "accuracy": mean_scorer([100.0 * (p == g) for p, g in zip(pred, gold, strict=True)]),
             "macro_f1": macro_f1_scorer(pred, gold),
         }
-    if task == "knowledge":
-        from repro.metrics.evaluate import _answers, _normalize_answer, _token_f1
-
-        golds = [_answers(r) for r in references]
-        em = [100.0 * max(_normalize_answer(h) == _normalize_answer(a) for a in g)
-              for h, g in zip(hyps, golds, strict=True)]
-        f1 = [100.0 * max(_token_f1(h, a) for a in g) for h, g in zip(hyps, golds, strict=True)]
-        return {"exact_match": mean_scorer(em), "f1": mean_scorer(f1)}
     return {}
+
+
+def stored_scorers(per_example: Mapping[str, Any] | None) -> dict[str, Scorer]:
+    """Scorers of the per-example scores metrics.json stores (knowledge runs: `per_example`
+    {"ids", "scores": {metric: [x100 or null]}}, in reference order)."""
+    scores = (per_example or {}).get("scores") or {}
+    return {m: mean_scorer(v) for m, v in scores.items()}
 
 
 def consistent(scorer: Scorer, reported: float | None, tol: float = 0.01) -> bool:
@@ -280,7 +286,76 @@ def describe(n_samples: int = DEFAULT_SAMPLES, seed: int | None = DEFAULT_SEED) 
         f"{MARK} = differs from the baseline row with p < {ALPHA:g} (paired bootstrap resampling of"
         f" the test examples, {n_samples} resamples, seed {seed}; sacrebleu's paired bootstrap"
         " statistics for BLEU/chrF++, the same resampling of per-example scores for the other"
-        " metrics, macro-F1 recomputed per resample; seed-averaged scores when there are several"
-        " seeds). No test for COMET and BERTScore (no per-example scores stored) nor for averages."
+        " metrics (knowledge: the per-example scores stored by evaluation), macro-F1 recomputed"
+        " per resample; seed-averaged scores when there are several seeds). No test for COMET"
+        " and BERTScore (no per-example scores stored) nor for averages."
     )
 
+
+
+# --- p-values of the table rows -------------------------------------------------------------
+
+RowKey = tuple[str, str, str]  # (model, method, variant), as in repro.report.cells
+
+
+def run_scorers(
+    r: Mapping[str, Any],
+    predictions: Sequence[dict[str, Any]] | None,
+    references: Sequence[dict[str, Any]] | None,
+) -> dict[str, Scorer]:
+    """A run's scorers whose full-set score is the one its metrics.json reports; a metric
+    whose recomputed score differs (stale predictions) is left out, with a warning."""
+    metrics = r.get("metrics") or {}
+    if r.get("per_example"):
+        scorers = stored_scorers(r["per_example"])
+    elif predictions is not None and references is not None:
+        sigs = {k: (v.get("signature") or "") for k, v in metrics.items() if isinstance(v, dict)}
+        scorers = example_scorers(r["task"], predictions, references, sigs)
+    else:
+        return {}
+    out = {}
+    for metric, s in scorers.items():
+        entry = metrics.get(metric)
+        reported = entry.get("value") if isinstance(entry, dict) else None
+        if reported is None:
+            continue
+        if not consistent(s, reported):
+            log.warning("%s: %s recomputed %.4f != reported %s; left out of the significance "
+                        "test", Run.from_record(r).id, metric, s.score(), reported)
+            continue
+        out[metric] = s
+    return out
+
+
+def pvalues(
+    results: Sequence[Mapping[str, Any]],
+    pairs: Mapping[tuple[str, RowKey], RowKey],
+    predictions: Mapping[str, Sequence[dict[str, Any]]],
+    references: Mapping[tuple[str, str], Sequence[dict[str, Any]]],
+    n_samples: int = DEFAULT_SAMPLES,
+    seed: int | None = DEFAULT_SEED,
+) -> dict[tuple[RowKey, str, str], float]:
+    """p-values {(row, metric, dataset): p} of each row against its baseline row.
+
+    pairs: (task, row) -> baseline row (repro.report.tables.baseline_pairs); predictions: run
+    id -> predictions; references: (task, dataset) -> references. A metric is tested where
+    both rows have scorers for it on the same number of examples (every seed of each row).
+    """
+    compared = {*pairs, *((task, base) for (task, _), base in pairs.items())}
+    scorers: dict[tuple[str, str, RowKey], list[dict[str, Scorer]]] = defaultdict(list)
+    for r in results:
+        row = (r["model"], r["method"], r["variant"])
+        if (r["task"], row) in compared:
+            scorers[(r["task"], r["dataset"], row)].append(run_scorers(
+                r, predictions.get(Run.from_record(r).id),
+                references.get((r["task"], r["dataset"]))))
+    out: dict[tuple[RowKey, str, str], float] = {}
+    for (task, dataset, row), mine in scorers.items():
+        base = pairs.get((task, row))
+        theirs = scorers.get((task, dataset, base)) if base else None
+        for metric in dict.fromkeys(m for s in mine for m in s) if theirs else ():
+            a = [s[metric] for s in mine if metric in s]
+            b = [s[metric] for s in theirs or () if metric in s]
+            if a and b and len({x.n for x in a + b}) == 1:
+                out[(row, metric, dataset)] = paired_bootstrap(a, b, n_samples, seed).p_value
+    return out

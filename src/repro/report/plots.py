@@ -1,6 +1,7 @@
-"""Figures (PNG + PDF, Agg): main metric per task as grouped bars, training-loss curves (all runs
-and per run), ablations (metric against one setting, seeds as error bars) and the warmup-overlap
-histogram. Colours are fixed per method across every figure."""
+"""Figures (PNG + PDF, Agg): main metric per task as grouped bars, training-loss curves (small
+multiples of all runs: a panel per task and dataset; and one figure per run), ablations (metric
+against one setting, seeds as error bars) and the warmup-overlap histogram. Colours are fixed
+per method across every figure (per method and variant in the training curves)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from repro.io import atomic_path
-from repro.tables import MAIN_METRIC, metric_name, row_order, task_name, tidy_frame
+from repro.report.ablations import BASELINE_COLUMNS, POINT_COLUMNS
+from repro.report.tables import row_order, tidy_frame
+from repro.runs import Run
+from repro.tasks import MAIN_METRIC, metric_name, task_name
 
 METHOD_COLORS: dict[str, str] = {
     "sft": "#7f7f7f",
@@ -155,58 +160,131 @@ def plot_main_metric(
     return save_figure(fig, out_path_png)
 
 
+LOSS_STYLES = {"loss": ("-", "train loss"), "eval_loss": ("--", "eval loss")}
+MODEL_MARKERS = "osD^v<>p"
+LIGHT_COLORS: tuple[str, ...] = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+                                 "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+
+
+def _loss_points(rows: Sequence[dict[str, Any]], key: str) -> list[tuple[float, float]]:
+    """(step, value) of one logged quantity, by step."""
+    return sorted((float(r["step"]), float(r[key])) for r in rows
+                  if r.get("step") is not None and r.get(key) is not None)
+
+
+def _curve_keys(run_id: str) -> tuple[str, str, str]:
+    """(panel, series, model) of a run's curves: its task and dataset, its method and variant,
+    its model; a name that is not a run id is a series of its own in one untitled panel."""
+    try:
+        run = Run.from_id(run_id)
+    except ValueError:
+        return "", run_id, ""
+    variant = "" if run.variant == "default" else f" · {run.variant}"
+    return f"{task_name(run.task)} · {run.dataset}", f"{run.method}{variant}", run.model
+
+
+def _series_colors(series: Iterable[str]) -> dict[str, str]:
+    """A colour per method and variant ("method · variant"): the fixed colour of the method (of
+    the variant for co-supervision's ntp, nsp, ntp+nsp) for its first variant, free palette
+    colours for the others, in order of appearance."""
+    palette = (*OTHER_COLORS, *LIGHT_COLORS)
+    colors: dict[str, str] = {}
+    for s in dict.fromkeys(series):
+        method, _, variant = s.partition(" · ")
+        fixed = METHOD_COLORS.get(method, METHOD_COLORS.get(variant))
+        free = [c for c in (fixed, *palette) if c and c not in colors.values()]
+        colors[s] = free[0] if free else palette[len(colors) % len(palette)]
+    return colors
+
+
 def plot_training_curves(
     curves: dict[str, list[dict[str, Any]]],
     out_path_png: str | Path,
     title: str = "Training curves",
-    legend_inside: bool = False,
 ) -> Path:
-    """Training loss (solid) and eval loss (dashed, if logged) against step, one colour per run."""
-    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
-    ax = fig.subplots()
-    palette = [f"C{i}" for i in range(10)]
-    drawn = False
-    for i, (run, rows) in enumerate(curves.items()):
-        color = palette[i % len(palette)]
-        for key, style, kind in (("loss", "-", "train"), ("eval_loss", "--", "eval")):
-            pts = sorted(
-                (float(r["step"]), float(r[key]))
-                for r in rows
-                if r.get("step") is not None and r.get(key) is not None
-            )
-            if not pts:
-                continue
-            xs, ys = zip(*pts, strict=True)
-            marker = "o" if kind == "eval" or len(pts) == 1 else None
-            label = f"{run} ({kind})" if len(curves) > 1 else f"{kind} loss"
-            ax.plot(xs, ys, style, color=color, marker=marker, ms=3, label=label)
-            drawn = True
-    ax.set_xlabel("Optimizer step")
-    ax.set_ylabel("Loss")
-    ax.set_title(title, fontsize="medium")
-    if drawn:
-        ax.grid(alpha=0.3)
-        if legend_inside:
-            ax.legend(fontsize="small", frameon=False)
+    """Small multiples of the training loss (solid) and eval loss (dashed, if logged) against
+    step: a panel per task and dataset, a colour per method and variant, a marker per model
+    where a panel has several, every seed drawn. `curves`: log rows per run id."""
+    keys = {run: _curve_keys(run) for run in curves}
+    panels = list(dict.fromkeys(k[0] for k in keys.values())) or [""]
+    colors = _series_colors(k[1] for k in keys.values())
+    markers = {m: MODEL_MARKERS[i % len(MODEL_MARKERS)]
+               for i, m in enumerate(dict.fromkeys(k[2] for k in keys.values()))}
+    ncols = min(3, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(max(6.4, 4.4 * ncols), 3.3 * nrows + 1.2), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    # legend entries (label -> handle): series colours, then loss styles, then model markers
+    legend: tuple[dict[str, Line2D], ...] = ({}, {}, {})
+    for ax, panel in zip(axes, panels, strict=False):
+        runs = [run for run in curves if keys[run][0] == panel]
+        mark_models = len({keys[r][2] for r in runs}) > 1
+        for run in runs:
+            _, series, model = keys[run]
+            for loss, (style, kind) in LOSS_STYLES.items():
+                pts = _loss_points(curves[run], loss)
+                if not pts:
+                    continue
+                few = loss == "eval_loss" or len(pts) == 1
+                marker = markers[model] if mark_models else ("o" if few else None)
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, style, color=colors[series], lw=1.3, ms=3.5, marker=marker,
+                        markevery=None if few else max(1, len(pts) // 8))
+                legend[0].setdefault(series, Line2D([], [], color=colors[series], lw=2))
+                legend[1].setdefault(kind, Line2D([], [], color="0.3", linestyle=style))
+                if mark_models:
+                    legend[2].setdefault(model, Line2D([], [], color="0.3", linestyle="none",
+                                                       marker=markers[model]))
+        ax.set_title(panel or title, fontsize="medium")
+        ax.set_xlabel("Optimizer step")
+        ax.set_ylabel("Loss")
+        if any(ax.get_lines()):
+            ax.grid(alpha=0.3)
         else:
-            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      frameon=False)
-    else:
-        _empty(ax, "no training logs")
+            _empty(ax, "no training logs")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if legend[0]:  # colours at the left, line styles and model markers at the right
+        fig.legend(list(legend[0].values()), list(legend[0]), loc="outside lower left",
+                   fontsize="small", frameon=False, ncols=min(2 * ncols, len(legend[0])))
+        keys = {**legend[1], **legend[2]}
+        fig.legend(list(keys.values()), list(keys), loc="outside lower right",
+                   fontsize="small", frameon=False, ncols=min(ncols, len(keys)))
+    if panels != [""]:
+        fig.suptitle(title, fontsize="medium")
     return save_figure(fig, out_path_png)
 
 
 def plot_training_curve(run_id: str, rows: list[dict[str, Any]], out_path_png: str | Path) -> Path:
     """One run's training (and eval) loss against step, titled with the run id."""
-    return plot_training_curves({run_id: rows}, out_path_png, title=run_id, legend_inside=True)
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    drawn = False
+    for key, (style, kind) in LOSS_STYLES.items():
+        pts = _loss_points(rows, key)
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            marker = "o" if key == "eval_loss" or len(pts) == 1 else None
+            ax.plot(xs, ys, style, color="C0", marker=marker, ms=3, label=kind)
+            drawn = True
+    ax.set_xlabel("Optimizer step")
+    ax.set_ylabel("Loss")
+    ax.set_title(run_id, fontsize="medium")
+    if drawn:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", frameon=False)
+    else:
+        _empty(ax, "no training logs")
+    return save_figure(fig, out_path_png)
 
 
 def _is_number(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
-def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Path,
-                  baselines: pd.DataFrame | None = None) -> Path:
+def plot_ablation(points: pd.DataFrame | Sequence[dict[str, Any]], axis_label: str,
+                  out_path_png: str | Path,
+                  baselines: pd.DataFrame | Sequence[dict[str, Any]] | None = None) -> Path:
     """Metric against one ablation axis: a panel per (task, dataset), a line per series.
 
     points: columns task, dataset, series, method, metric, x, seed, value (one row per run);
@@ -214,8 +292,12 @@ def plot_ablation(points: pd.DataFrame, axis_label: str, out_path_png: str | Pat
     means over seeds with the sample standard deviation as error bars. Numeric x values are
     placed on a numeric axis (log2 when they are powers of two spanning >= 4x), others in
     order of appearance. `baselines` (task, dataset, label, metric, value): runs without the
-    axis (e.g. SFT), drawn as dashed horizontal lines (mean over their seeds).
+    axis (e.g. SFT), drawn as dashed horizontal lines (mean over their seeds). Both may be
+    given as records (repro.report.ablations.ablation_points).
     """
+    points = pd.DataFrame(points, columns=list(POINT_COLUMNS))
+    if baselines is not None:
+        baselines = pd.DataFrame(baselines, columns=list(BASELINE_COLUMNS))
     panels = list(dict.fromkeys(zip(points["task"], points["dataset"], strict=True)))
     ncols = min(3, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
