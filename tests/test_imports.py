@@ -23,19 +23,19 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted((SRC / "repro").rglob("*.py"))}
 
 
-def imported(path: Path, name: str, known: set[str]) -> set[str]:
-    """The repro modules a module imports anywhere in its body (functions included): for
-    `from a import b` the module a.b when it is one, else a."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+def imported(source: str, name: str, known: set[str], package: str | None = None) -> set[str]:
+    """The repro modules that `source` (module `name`) imports anywhere in its body, functions
+    included: for `from a import b` the module a.b when it is one, else a."""
+    package = name.rpartition(".")[0] if package is None else package
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative import
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
             for a in node.names:
                 sub = f"{base}.{a.name}"
                 out.add(sub if sub in known else base)
@@ -44,7 +44,9 @@ def imported(path: Path, name: str, known: set[str]) -> set[str]:
 
 def import_graph() -> dict[str, set[str]]:
     mods = modules()
-    return {name: imported(path, name, set(mods)) for name, path in mods.items()}
+    return {name: imported(path.read_text(encoding="utf-8"), name, set(mods),
+                           name if path.name == "__init__.py" else None)
+            for name, path in mods.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -70,14 +72,14 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_cycle_finder_finds_a_hidden_cycle(tmp_path):
+def test_cycle_finder_finds_a_hidden_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    # an import inside a function counts
-    (tmp_path / "m.py").write_text("def f():\n    from pkg.x import y\n    import pkg.z\n")
-    assert imported(tmp_path / "m.py", "pkg.m", {"pkg.x", "pkg.x.y", "pkg.z"}) == {
-        "pkg.x.y", "pkg.z"}
+    # an import inside a function counts; `from a import b` is a.b when that is a module
+    source = "def f():\n    from pkg.x import y, v\n    import pkg.z\n    from . import w\n"
+    assert imported(source, "pkg.m", {"pkg.x", "pkg.x.y", "pkg.z", "pkg.w"}) == {
+        "pkg.x.y", "pkg.x", "pkg.z", "pkg.w"}
 
 
 def test_no_import_cycle_in_repro():
@@ -88,16 +90,14 @@ def test_no_import_cycle_in_repro():
 
 
 def test_dag_imports_are_light():
-    """Parsing the DAG imports common.smk's modules: no pandas, no matplotlib among them."""
+    """Parsing the DAG imports common.smk's modules: no pandas, matplotlib, numpy or torch
+    among them (Snakemake itself loads pandas; what matters is that we add nothing heavy)."""
     common = (SRC.parent / "rules" / "common.smk").read_text(encoding="utf-8")
-    named = {line.split()[1] for line in common.splitlines()
-             if line.startswith("from repro")}
-    named = {m if m in modules() else m.replace("repro", "repro", 1) for m in named}
-    assert {m for m in named if m != "repro"} | ({"repro.config"} if "repro" in named else set()) \
-        <= set(DAG_IMPORTS)
+    lines = [ln for ln in common.splitlines() if ln.startswith(("from repro", "import repro"))]
+    assert imported("\n".join(lines), "rules.common", set(modules())) == set(DAG_IMPORTS)
     code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); "
             + "; ".join(f"import {m}" for m in DAG_IMPORTS)
-            + "; print(sorted(m for m in ('pandas', 'matplotlib', 'torch', 'numpy')"
+            + "; print(sorted(m for m in ('pandas', 'matplotlib', 'numpy', 'torch')"
               " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

@@ -6,6 +6,7 @@ import pytest
 
 from repro.data.synthetic import generate
 from repro.io import DataError, read_jsonl, write_jsonl
+from repro.metrics.evaluate import knowledge_metrics
 from repro.metrics.kilt_export import (
     check_gold,
     check_guess,
@@ -18,7 +19,6 @@ from repro.metrics.kilt_export import (
     passage_index,
     write_kilt_files,
 )
-from repro.metrics.evaluate import knowledge_metrics
 
 PASSAGES = [
     {"id": "P1", "title": "Paris", "text": "Paris is the capital of France."},

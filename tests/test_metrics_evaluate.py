@@ -6,8 +6,7 @@ import pytest
 import sacrebleu
 from sklearn.metrics import f1_score
 
-from repro.io import DataError, write_jsonl
-from repro.io import align
+from repro.io import DataError, align, write_jsonl
 from repro.metrics.evaluate import evaluate_files, evaluate_task
 from repro.tasks import TASK_METRICS
 

@@ -8,6 +8,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
+from repro.report import plots
 from repro.report.plots import (
     METHOD_COLORS,
     method_colors,
@@ -165,3 +166,42 @@ def test_warmup_overlap_histogram(tmp_path):
     }
     check_outputs(plot_warmup_overlap(values, tmp_path / "overlap.png"))
     check_outputs(plot_warmup_overlap({}, tmp_path / "none.png"))
+
+
+def test_training_curves_small_multiples(tmp_path, monkeypatch):
+    """19 runs as in the embedded default: a panel per task and dataset, a colour per method and
+    variant (seeds share it), train and eval styles, and every legend inside the figure."""
+    runs = [f"translation/{d}/{m}/{me}/{v}/seed{s}"
+            for d, m, me, v in [("xa", "t5", "sft", "default"), ("xa", "t5", "warmup", "n1"),
+                                ("xa", "t5", "warmup", "n2"), ("xa", "t5", "warmup", "n4"),
+                                ("xa", "llama", "sft", "default"), ("xa", "llama", "warmup", "n2"),
+                                ("xb", "t5", "sft", "default"), ("xb", "t5", "warmup", "n2")]
+            for s in (0, 1)]
+    runs += [f"knowledge/kb/llama/cosup/{v}/seed0" for v in ("ntp", "nsp", "ntp+nsp")]
+    curves = {r: [{"step": k, "loss": 5.0 - k / 10 - i / 20} for k in range(1, 30)]
+              + [{"step": 29, "eval_loss": 4.0 - i / 20}] for i, r in enumerate(runs)}
+    figures = []
+    real = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, png: (figures.append(fig),
+                                                                real(fig, png))[1])
+    check_outputs(plots.plot_training_curves(curves, tmp_path / "curves.png"))
+    fig = figures[0]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["Translation · xa", "Translation · xb",
+                                               "Knowledge · kb"]
+    xa = axes[0]
+    assert len(xa.get_lines()) == 12 * 2  # 6 series x 2 seeds, train and eval
+    colors = {line.get_color() for line in xa.get_lines()}
+    assert len(colors) == 4  # sft, warmup n1, n2, n4 (the two models share them)
+    legends = fig.legends
+    labels = [t.get_text() for leg in legends for t in leg.get_texts()]
+    assert labels[:5] == ["sft", "warmup · n1", "warmup · n2", "warmup · n4", "cosup · ntp"]
+    assert {"train loss", "eval loss", "t5", "llama"} <= set(labels)
+    assert len(labels) == 7 + 2 + 2  # 7 method-variant colours, 2 line styles, 2 models
+    fig.canvas.draw()
+    box = fig.bbox
+    for leg in legends:
+        b = leg.get_window_extent()
+        assert b.x0 >= box.x0 - 1 and b.x1 <= box.x1 + 1 and b.y0 >= box.y0 - 1, labels
+    cosup = {line.get_color() for line in axes[2].get_lines()}
+    assert cosup == {METHOD_COLORS["ntp"], METHOD_COLORS["nsp"], METHOD_COLORS["ntp+nsp"]}

@@ -246,3 +246,30 @@ def test_write_report(tree):
                                                                 out / "c.png"),
                  prediction_paths=files["preds"], reference_paths=[ref], n_samples=0)
     assert "†" not in (out / "t2/translation.md").read_text(encoding="utf-8")
+
+
+def test_warmup_analysis_says_the_separator_is_appended():
+    base = {"task": "translation", "dataset": "a", "model": "m", "seed": 0, "n": 3,
+            "method": "warmup", "variant": "n2"}
+    frame = warmup_analysis_frame([{**base, "analysis": {"warmup_no_separator": {"value": 100.0}}}])
+    md = warmup_analysis_markdown(frame)
+    assert "Separator appended, not generated (%)" in md and SEPARATOR_NOTE in md
+    assert "by design" in SEPARATOR_NOTE and "not a failure" in SEPARATOR_NOTE
+
+
+def test_ablation_series_name_the_other_settings_that_vary():
+    """Points of a panel that differ in another axis get it in their series label."""
+    axes = [{"name": "n", "path": "method.options.n", "methods": ["warmup"]},
+            {"name": "len", "path": "method.options.warmup_len", "methods": ["warmup"]}]
+    results, configs = [], {}
+    for seed, (n, length) in enumerate([(2, 8), (4, 8), (2, 16), (4, 16)]):
+        cfg = resolved("warmup", f"v{seed}", 0, n)
+        cfg["method"]["options"]["warmup_len"] = length
+        run = cfg["run"]
+        results.append({**run, "metrics": {"bleu": {"value": 10.0 + seed}}})
+        configs[Run.from_record(run).id] = cfg
+    points, bases = ablation_points(results, configs, axes[0], axes)
+    assert [(p["x"], p["series"]) for p in points] == [
+        (2, "m · warmup · len=8"), (4, "m · warmup · len=8"),
+        (2, "m · warmup · len=16"), (4, "m · warmup · len=16")]
+    assert bases == [] and [p["value"] for p in points] == [10.0, 11.0, 12.0, 13.0]

@@ -548,3 +548,20 @@ def test_r_precision_column_beside_answer_retrieval():
     kn2 = {"correctness": {"value": 40.0}, "r_precision": {"value": 70.0}}
     t2 = task_table([rec("knowledge", "kb", "m", "cosup", 0, kn2, "ntp+nsp")], "knowledge")
     assert list(t2.frame.columns) == [("Correctness", "kb"), ("Retrieval", "kb")]
+
+
+def test_knowledge_markdown_one_table_per_metric(cosup):
+    """The co-supervision table is dataset-major (LaTeX, HTML: as in the paper); Markdown shows
+    one table per metric, columns the datasets then the averages, as for translation."""
+    t = task_table(cosup, "knowledge", groups=GROUPS)
+    md = to_markdown(t)
+    assert [ln for ln in md.splitlines() if ln.startswith("## ")] == [
+        "## Correctness", "## Retrieval", "## Grounding"]
+    header = next(ln for ln in md.splitlines() if ln.startswith("| Model"))
+    assert [c.strip() for c in header.strip("|").split("|")][3:] == [
+        "nq", "fever", "zsre", "In-domain", "Out-of-domain", "Avg"]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines()
+            if ln.startswith("| llama")]
+    assert len(rows) == 3 * 3 and rows[2][:4] == ["llama", "ntp+nsp", "default", "40.00 (+9.00)"]
+    assert to_latex(t).count(r"\toprule") == 1 and r"\multicolumn{3}{c}{nq}" in to_latex(t)
+    assert to_html(t).count("<table>") == 1

@@ -95,7 +95,9 @@ def test_predictions_and_logs(done):
     preds = [json.loads(line) for line in (run / "predictions.jsonl").open()]
     assert len(preds) == 12 and all("hypothesis" in p for p in preds)
     log = [json.loads(line) for line in (run / "train_log.jsonl").open()]
-    assert any("loss" in row for row in log)
+    steps = max(row["step"] for row in log)
+    # a 5-step run logs its loss at every step (repro.train_logging), not once
+    assert [row["step"] for row in log if "loss" in row] == list(range(1, steps + 1))
     assert (run / "model" / "config.json").exists()
     bench = done / "benchmarks/train/multiple_choice/t_mc/tiny_llama/sft/default/seed0.tsv"
     assert bench.exists()
@@ -111,6 +113,8 @@ def test_tables_and_plots(done):
     analysis = pd.read_csv(done / "results/tables/warmup_analysis.csv")
     assert sorted(analysis["dataset"]) == ["t_en_xa", "t_mc"]
     assert "Warmup words in reference" in (done / "results/tables/warmup_analysis.md").read_text()
+    knowledge = (done / "results/tables/knowledge.md").read_text()
+    assert "## Correctness" in knowledge and "## Retrieval" in knowledge  # a table per metric
     for plot in ("main_metric", "training_curves"):
         assert (done / f"results/plots/{plot}.png").stat().st_size > 1000
 
