@@ -1,8 +1,11 @@
 """Measure the embedded default end to end: wall time, peak memory of the whole process tree,
-the SFT BLEU on the synthetic translation task, and the time of a no-op rerun.
+every run's metrics, and the time of a no-op rerun; then quote that one run everywhere.
 
 Targets (issue: foundation): under 10 minutes and 4 GiB on 2 cores, BLEU >= 30.
-Usage: python bench/demo_run.py [--workdir DIR]   (writes the "demo" section of BENCHMARKS.md)
+Usage: python bench/demo_run.py [--workdir DIR]   (`make bench`)
+Writes the "demo" section of BENCHMARKS.md, the marked regions of README.md (bench/excerpts.py:
+translation BLEU panel, co-supervision excerpt, multiple-choice accuracies, time and memory)
+and docs/demo_main_metric.png, all from the same run, and states the commit they come from.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, run_sampled, write_section  # noqa: E402
+from excerpts import commit_of, excerpts, fill_regions  # noqa: E402
+
+from repro.runs import RUNS_ROOT  # noqa: E402
 
 # The knowledge task's headline metrics (metrics.json has every KILT metric).
 KNOWLEDGE = ("correctness", "retrieval", "r_precision")
@@ -26,7 +32,7 @@ KNOWLEDGE = ("correctness", "retrieval", "r_precision")
 def result_rows(work: Path) -> list[str]:
     """One Markdown row per run of the completed default: its computed metrics."""
     rows = []
-    for path in sorted((work / "results/runs").glob("*/*/*/*/*/seed*/metrics.json")):
+    for path in sorted((work / RUNS_ROOT).glob("**/metrics.json")):
         m = json.loads(path.read_text())
         run = m["run"]
         keep = KNOWLEDGE if run["task"] == "knowledge" else tuple(m["metrics"])
@@ -42,6 +48,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="demo-bench-"))
+    commit = commit_of(ROOT)
     shutil.rmtree(work / "results", ignore_errors=True)
     shutil.rmtree(work / ".snakemake", ignore_errors=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -54,7 +61,8 @@ def main() -> None:
     rows = result_rows(work)
     body = f"""## Embedded default (`make demo`, `bench/demo_run.py`)
 
-Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}.
+Commit `{commit}`; machine: {os.cpu_count()} cores, {platform.machine()}, Python
+{platform.python_version()}. README.md quotes the same run (`make bench` writes both).
 
 | measure | value | target |
 | --- | --- | --- |
@@ -65,7 +73,12 @@ Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_v
 | task | dataset | model | method | variant | metrics |
 | --- | --- | --- | --- | --- | --- |
 """ + "\n".join(rows)
+    readme = ROOT / "README.md"  # filled first: a region without generated text stops here
+    text = fill_regions(readme.read_text(encoding="utf-8"),
+                        excerpts(work / "results", full, commit), str(readme))
     write_section("demo", body)
+    readme.write_text(text, encoding="utf-8")
+    shutil.copyfile(work / "results/plots/main_metric.png", ROOT / "docs/demo_main_metric.png")
     print(body)
 
 
