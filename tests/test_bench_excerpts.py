@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from excerpts import commit_of, excerpts, fill_regions  # noqa: E402
+from excerpts import REGION, commit_of, excerpts, fill_regions  # noqa: E402
 
 from repro.report.write import write_task_tables  # noqa: E402
 
@@ -99,7 +99,8 @@ def test_a_region_without_generated_text_stops():
 
 def test_the_readme_regions_are_the_generated_ones():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    names = {m for m in re.findall(r"<!-- bench:([\w-]+) -->", text)}
+    names = {m["name"] for m in REGION.finditer(text)}
+    assert text.count("<!-- bench:") == len(names)  # every region is closed
     assert names == {"demo-cost", "demo-commit", "translation-bleu", "mc-accuracy",
                      "knowledge-excerpt"}
 

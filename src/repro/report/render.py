@@ -179,8 +179,6 @@ def cells_frame(table: TaskTable) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CELL_COLUMNS))
 
 
-
-
 # --- LaTeX ------------------------------------------------------------------------------------
 
 _SPECIAL = {

@@ -34,6 +34,7 @@ import numpy as np
 
 from repro.io import align
 from repro.metrics.classification import parse_choice
+from repro.report.cells import RowKey
 from repro.runs import Run
 
 log = logging.getLogger(__name__)
@@ -292,10 +293,7 @@ def describe(n_samples: int = DEFAULT_SAMPLES, seed: int | None = DEFAULT_SEED) 
     )
 
 
-
 # --- p-values of the table rows -------------------------------------------------------------
-
-RowKey = tuple[str, str, str]  # (model, method, variant), as in repro.report.cells
 
 
 def run_scorers(

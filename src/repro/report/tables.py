@@ -383,8 +383,9 @@ def average_columns(datasets: Sequence[str], groups: Mapping[str, Sequence[str]]
                     spec: TableSpec) -> dict[str, list[str]]:
     """Average columns -> their datasets: one per group (the spec's `group_order` first) with
     datasets in the table, then Avg over all datasets (only with more than one)."""
-    named = [(g, groups[g]) for g in spec.group_order if g in (groups or {})]
-    named += [(g, m) for g, m in (groups or {}).items() if g not in spec.group_order]
+    groups = groups or {}
+    named = [(g, groups[g]) for g in spec.group_order if g in groups]
+    named += [(g, m) for g, m in groups.items() if g not in spec.group_order]
     averages: dict[str, list[str]] = {}
     for name, members in named:
         present = [d for d in datasets if d in set(members)]
