@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from repro.io import atomic_path
 from repro.report.ablations import BASELINE_COLUMNS, POINT_COLUMNS
@@ -236,6 +237,7 @@ def plot_training_curves(
                     legend[2].setdefault(model, Line2D([], [], color="0.3", linestyle="none",
                                                        marker=markers[model]))
         ax.set_title(panel or title, fontsize="medium")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("Optimizer step")
         ax.set_ylabel("Loss")
         if any(ax.get_lines()):
@@ -267,6 +269,7 @@ def plot_training_curve(run_id: str, rows: list[dict[str, Any]], out_path_png: s
             marker = "o" if key == "eval_loss" or len(pts) == 1 else None
             ax.plot(xs, ys, style, color="C0", marker=marker, ms=3, label=kind)
             drawn = True
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("Optimizer step")
     ax.set_ylabel("Loss")
     ax.set_title(run_id, fontsize="medium")
