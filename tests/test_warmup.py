@@ -11,8 +11,8 @@ from tiny_models import build
 
 from repro.batching import IGNORE, Collator, encode_record, prompt_batch
 from repro.methods import get_method
-from repro.methods.sft import target_cross_entropy
 from repro.methods import warmup as wm
+from repro.methods.sft import target_cross_entropy
 from repro.models import ENCODER_DECODER, load_model, load_tokenizer
 
 RECS = [{"id": "1", "source": "the red cat", "target": "a dog"},
