@@ -184,9 +184,11 @@ def test_sampling_has_no_gradient_and_eval_mode(setup, monkeypatch, sampler, fn)
     model.zero_grad()
 
 
-def test_samples_are_ids_cut_at_separator(setup):
+@pytest.mark.parametrize("opts", [{}, {"selection": "hf", "top_k": 50},
+                                  {"sampler": "generate", "top_k": 50}])
+def test_samples_are_ids_cut_at_separator(setup, opts):
     arch, tok, model, feats, batch = setup
-    meth = method(setup, warmup_len=6)
+    meth = method(setup, warmup_len=6, **opts)
     torch.manual_seed(0)
     warmups = meth.sample_warmups(model, batch)
     assert len(warmups) == 2 and all(len(cs) == 3 for cs in warmups)
