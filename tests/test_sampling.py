@@ -96,7 +96,7 @@ def test_top_k_keeps_every_token_within_its_beams_top_k(setup, selection):
     start = decoder_start(model)
     for seed in range(2):
         torch.manual_seed(seed)
-        ids, _ = sample(setup, num_beams=2, num_return=2, top_k=3, max_new_tokens=3,
+        ids, _ = sample(setup, num_beams=2, num_return=2, top_k=4, max_new_tokens=3,
                         selection=selection)
         for r, row in enumerate(ids.tolist()):
             prompt = feats[r // 2]["prompt_ids"]
@@ -107,7 +107,7 @@ def test_top_k_keeps_every_token_within_its_beams_top_k(setup, selection):
                         torch.tensor([[start] + new[:j]]))).logits[0, -1]
                 else:
                     logits = model(input_ids=torch.tensor([prompt + new[:j]])).logits[0, -1]
-                assert t in logits.topk(3).indices.tolist()
+                assert t in logits.topk(4).indices.tolist()
 
 
 def test_greedy_single_beam_equals_generate(setup):
@@ -150,6 +150,8 @@ def test_same_seed_same_samples_and_no_gradient(setup):
         sample(setup, num_beams=2, num_return=3)
     with pytest.raises(ValueError, match="selection"):
         sample(setup, selection="topk")
+    with pytest.raises(ValueError, match="top_k"):
+        sample(setup, selection="hf", top_k=7)  # 4 beams draw 8
 
 
 # --- the `hf` selection against model.generate, in distribution ---------------------------

@@ -208,6 +208,28 @@ def test_same_seed_same_loss(setup):
     assert losses[0] == losses[1] and math.isfinite(losses[0])
 
 
+def test_routed_forward_reaches_the_models_own_forward_and_survives_a_copy(setup):
+    """The conditioned pass through model(...) equals the direct computation; other calls reach
+    the model's forward unchanged; a deep copy routes to the copy's own parameters."""
+    arch, tok, model, feats, batch = setup
+    meth = method(setup)
+    model.eval()
+    wb = meth.build(batch, fixed_warmups(tok), wm.decoder_start(model))
+    direct = wm.conditioned_logprobs(model, batch, wb, 3, False)
+    wm.route_conditioned_forward(model)
+    wm.route_conditioned_forward(model)  # idempotent
+    routed = meth.forward_logprobs(model, batch, wb)
+    torch.testing.assert_close(routed, direct)
+    plain = model(**batch).logits  # an ordinary call (labels given: the HF loss path)
+    assert plain.shape[0] == batch["input_ids"].shape[0]
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+    assert not torch.allclose(meth.forward_logprobs(twin, batch, wb), direct)
+    torch.testing.assert_close(meth.forward_logprobs(model, batch, wb), direct)
+
+
 # --- each variant's formula on a hand example --------------------------------------------
 
 # two examples x two warmups; per row: log-probs of 2 warmup tokens then 2 target tokens

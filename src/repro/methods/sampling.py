@@ -107,6 +107,9 @@ def beam_sample(model, arch: str, input_ids: torch.Tensor, attention_mask: torch
         raise ValueError(f"num_return ({num_return}) must be <= num_beams ({num_beams})")
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    if selection == "hf" and 0 < top_k < 2 * num_beams:  # transformers' multinomial fails too
+        raise ValueError(f"selection hf draws 2 x {num_beams} continuations: top_k ({top_k}) "
+                         f"must be 0 or at least {2 * num_beams}")
     steps = _Steps(model, arch, input_ids, attention_mask, num_beams, decoder_start)
     stops = torch.tensor(sorted(stop_ids), device=input_ids.device)
     # transformers keeps at least 2 tokens a beam (an EOS and one more) whatever top_k says

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import MethodType
 from typing import Any
 
 import torch
@@ -295,19 +296,18 @@ def route_conditioned_forward(model) -> None:
     other call reaches the model's forward unchanged (generate, SFT-style calls). A DDP or FSDP
     wrapper calls its module's forward, so the conditioned pass runs under the wrapper (its
     gradient hooks fire, as for SFT). Idempotent; nothing of it is saved with the model."""
-    if getattr(model, "_routes_warmup_batch", False):
+    if getattr(model, "_plain_forward", None) is not None:
         return
-    plain = model.forward
+    # bound methods, not closures: a deep copy of the model then routes to the copy
+    model._plain_forward = model.forward
+    model.forward = MethodType(_routed_forward, model)
 
-    def forward(*args, **kwargs):
-        wb = kwargs.pop(WARMUP_BATCH, None)
-        if wb is None:
-            return plain(*args, **kwargs)
-        return conditioned_logprobs(model, kwargs, wb, kwargs.pop("n"),
-                                    kwargs.pop("every_label"))
 
-    model.forward = forward
-    model._routes_warmup_batch = True
+def _routed_forward(self, *args, **kwargs):
+    wb = kwargs.pop(WARMUP_BATCH, None)
+    if wb is None:
+        return self._plain_forward(*args, **kwargs)
+    return conditioned_logprobs(self, kwargs, wb, kwargs.pop("n"), kwargs.pop("every_label"))
 
 
 def conditioned_logprobs(model, batch: dict[str, torch.Tensor], wb: WarmupBatch, n: int,
