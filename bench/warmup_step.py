@@ -7,7 +7,7 @@ sampling seed, each method on its own copy of the same initial model with its ow
     continuations in one forward pass, the encoder run once and its states expanded);
   * naive: the same `sample_warmups`, then a Python loop of n full model calls, one per warmup
     index over the batch, each recomputing the encoder (decoder-only: each re-reading the
-    prompt), the mean of the n per-example target CEs, one backward.
+    prompt), the mean of the n target CEs (each over the batch's target tokens), one backward.
 A step is loss + backward + AdamW step. Sampling time is measured inside `sample_warmups`;
 "fwd/bwd" is the rest of the step (building the sequences, forward, loss, backward, AdamW).
 Medians over K rounds after W unmeasured rounds; ratios are taken within the run, since the
@@ -133,8 +133,8 @@ def naive_loss(meth: Warmup, model, batch: dict, warmups=None) -> tuple[torch.Te
         tok_ce = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp_min(0),
                                  reduction="none")
         tok_ce = tok_ce.masked_fill(labels == IGNORE, 0.0)
-        tm = tmask.float()
-        total = total + ((tok_ce * tm).sum(-1) / tm.sum(-1).clamp_min(1)).mean()
+        tm = tmask.float()  # the target tokens of the batch (loss_normalization token)
+        total = total + (tok_ce * tm).sum() / tm.sum().clamp_min(1)
     return total / n, {}
 
 

@@ -15,6 +15,8 @@ nothing. Otherwise:
 - `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`), or a
   hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`.
 Run it from the directory you run Snakemake in: relative `to` paths are relative to it.
+Then every warmup separator is encoded with its model's tokenizer (repro.separators); one that
+does not survive the round trip (mT5 turns "\n" into a bare space) fails the script, exit 1.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from repro.config import load_config  # noqa: E402
 from repro.data.schema import SPLITS  # noqa: E402
 from repro.data.sources import split_source  # noqa: E402
+from repro.separators import separator_errors  # noqa: E402
 
 BUILDERS = {"json", "csv", "parquet", "text", "arrow"}
 
@@ -127,12 +130,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print the plan and download nothing")
     ap.add_argument("--models-dir", type=Path, help="save models as directories here")
     args = ap.parse_args(argv)
-    items = plan([load_config(c) for c in args.configs])
+    configs = [load_config(c) for c in args.configs]
+    items = plan(configs)
     for item in items:
         print(describe(item), flush=True)
         if not args.list:
             fetch(item, args.models_dir)
-    return 0
+    if args.list:
+        return 0
+    errors = [e for cfg in configs for e in check_separators(cfg, args.models_dir)]
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def check_separators(cfg: dict[str, Any], models_dir: Path | None) -> list[str]:
+    """separator_errors for the config's downloaded (kind hf) models."""
+    from repro.models import arch_of, load_tokenizer
+
+    def tokenizer_for(name: str):
+        m = cfg["models"][name]
+        path = models_dir / name if models_dir and _is_hub_id(m["path"]) else m["path"]
+        return load_tokenizer(str(path), arch_of(m["family"]))
+
+    hf = {name for name, m in cfg["models"].items() if m["kind"] == "hf"}
+    return separator_errors(cfg, tokenizer_for, hf)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Filters: each drop reason, precedence, caps, stats file and the empty-split error."""
+"""Filters: each drop reason, precedence, caps, stats file and the empty-split error; content
+filters on training data only; expected split sizes."""
 
 import json
 
@@ -32,6 +33,26 @@ def test_each_reason_counted_once():
     assert stats == {"input": 11, "kept": 2, "dropped": {
         "malformed": 1, "empty": 2, "too_long": 2, "duplicate": 2, "cap": 2}}
     assert tuple(stats["dropped"]) == REASONS
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_published_splits_lose_only_what_cannot_be_read(split):
+    """Validation and test keep empty, long and repeated-pair records (they are published
+    sets); a malformed record and a repeated id still go."""
+    records = [
+        r(0),
+        {"id": "1", "source": "no target"},      # malformed: dropped
+        r(2, source="  "),                       # empty: kept
+        r(4, source="w " * 20),                  # too long: kept
+        r(0, source="other"),                    # repeated id: dropped
+        r(7),                                    # repeated (source, target): kept
+    ]
+    cfg = {"max_source_words": 10, "dedup": True}
+    kept, stats = filter_split(records, "translation", cfg, split)
+    assert [k["id"] for k in kept] == ["0", "2", "4", "7"]
+    assert stats["dropped"] == {**dict.fromkeys(REASONS, 0), "malformed": 1, "duplicate": 1}
+    _, train = filter_split(records, "translation", cfg, "train")
+    assert train["kept"] == 1  # the same records as training data
 
 
 def test_all_reasons_present_when_nothing_dropped():
@@ -122,13 +143,13 @@ def test_filter_dataset_without_passages_or_fetch_stats(tmp_path):
 
 
 def test_empty_after_filter_raises_and_writes_nothing(tmp_path):
-    raw = _raw(tmp_path, {"train": [r(0)], "validation": [r(0)],
-                          "test": [r(0, source=""), {"id": "1"}]})
+    raw = _raw(tmp_path, {"train": [r(0, source=""), {"id": "1"}], "validation": [r(0)],
+                          "test": [r(0)]})
     out = tmp_path / "out"
     with pytest.raises(DataError) as e:
         filter_dataset(raw, out, "translation", {})
     msg = str(e.value)
-    assert "test.jsonl" in msg and "empty after filtering" in msg
+    assert "train.jsonl" in msg and "empty after filtering" in msg
     assert "malformed: 1" in msg and "empty: 1" in msg
     assert not out.exists()
 
@@ -137,3 +158,22 @@ def test_missing_raw_split(tmp_path):
     raw = _raw(tmp_path, {"train": [r(0)], "test": [r(0)]})
     with pytest.raises(DataError, match="validation.jsonl"):
         filter_dataset(raw, tmp_path / "out", "translation", {})
+
+
+def test_expected_counts_are_checked_after_filtering(tmp_path):
+    raw = _raw(tmp_path, {"train": [r(0), r(1, source="")], "validation": [r(0)],
+                          "test": [r(0), r(1, source=""), {"id": "2"}]},
+               malformed={"train": 0, "validation": 0, "test": 1})
+    ok = filter_dataset(raw, tmp_path / "ok", "translation",
+                        {"expect_counts": {"test": 2, "validation": 1}}, name="flores")
+    assert ok["test"]["kept"] == 2  # the empty source is kept in test
+    out = tmp_path / "out"
+    with pytest.raises(DataError) as e:
+        filter_dataset(raw, out, "translation", {"expect_counts": {"test": 1012}}, name="de-en")
+    msg = str(e.value)
+    assert "dataset 'de-en', split 'test': expected 1012 records" in msg
+    assert "datasets.de-en.filter.expect_counts.test" in msg and "found 2" in msg
+    assert "3 read, 1 unreadable lines; dropped: malformed: 1" in msg
+    assert not out.exists()
+    with pytest.raises(DataError, match="expect_counts: unknown split 'dev'"):
+        filter_dataset(raw, out, "translation", {"expect_counts": {"dev": 1}}, name="de-en")

@@ -77,12 +77,18 @@ def localize(obj: Any) -> Any:
     return obj
 
 
-def run(config: dict, name: str, tmp_path: Path) -> tuple[dict[str, list], list, dict]:
+def run(config: dict, name: str, tmp_path: Path,
+        expect: dict[str, int] | None = None) -> tuple[dict[str, list], list, dict]:
+    """Fetch and filter the dataset's fixture. The config's expect_counts (the published sizes)
+    are replaced by `expect`, the fixture's own sizes (none if unset)."""
     d = config["datasets"][name]
     res = fetch(localize(copy.deepcopy(d["source"])), d["task"])
     write_fetch(res, tmp_path / "raw")
-    stats = filter_dataset(tmp_path / "raw", tmp_path / "out", d["task"], d.get("filter", {}),
-                           test_only=bool(d.get("train_on")))
+    cfg = {k: v for k, v in d.get("filter", {}).items() if k != "expect_counts"}
+    if expect is not None:
+        cfg["expect_counts"] = expect
+    stats = filter_dataset(tmp_path / "raw", tmp_path / "out", d["task"], cfg,
+                           test_only=bool(d.get("train_on")), name=name)
     out = {s: read_jsonl(tmp_path / "out" / f"{s}.jsonl") for s in SPLITS}
     for recs in out.values():
         assert all(check_record(r, d["task"]) is None for r in recs)
@@ -92,7 +98,11 @@ def run(config: dict, name: str, tmp_path: Path) -> tuple[dict[str, list], list,
 @pytest.mark.parametrize("name", ["de-en", "en-de", "fr-en", "en-fr", "ru-en", "en-ru", "zh-en",
                                   "en-zh"])
 def test_translation_wmt_train_flores_test(hub, tmp_path, name):
-    out, _, stats = run(WARMUP, name, tmp_path)
+    flores = DATA / HUB[("facebook/flores", WARMUP["datasets"][name]["source"]["splits"][
+        "test"]["name"])]
+    sizes = {split: len(read_jsonl(flores / f"{part}.jsonl"))  # the fixture's own sizes
+             for split, part in (("validation", "dev"), ("test", "devtest"))}
+    out, _, stats = run(WARMUP, name, tmp_path, expect=sizes)
     src, tgt = name.split("-")
     assert out["train"] and out["validation"] and out["test"]
     assert all(r["id"].startswith("train-") for r in out["train"])
@@ -119,15 +129,39 @@ def test_en_zh_targets_chinese_and_scores_with_zh_tokenizer(hub, tmp_path):
     assert out["train"][0]["target"] == "今天天气很好，我们去公园散步吧。"
 
 
+# The published sizes of the paper configs' evaluation sets (validation: the dev sets)
+PUBLISHED = {"flores": {"validation": 997, "test": 1012},  # FLORES-200 dev / devtest
+             "xsum": {"validation": 11332, "test": 11334},
+             "logiqa2": {"validation": 1569, "test": 1572}}
+
+
+def test_paper_warmup_expects_the_published_counts():
+    for name, d in WARMUP["datasets"].items():
+        key = "flores" if d["task"] == "translation" else name
+        assert d["filter"]["expect_counts"] == PUBLISHED[key], name
+
+
+def test_a_published_count_mismatch_is_an_error(hub, tmp_path):
+    """The paper config's own counts on the 2-sentence fixture: the error names it all."""
+    with pytest.raises(DataError) as e:
+        run(WARMUP, "de-en", tmp_path, expect=WARMUP["datasets"]["de-en"]["filter"][
+            "expect_counts"])
+    assert "dataset 'de-en', split 'validation': expected 997 records" in str(e.value)
+    assert "found 1" in str(e.value)
+
+
 def test_xsum(hub, tmp_path):
-    out, _, stats = run(WARMUP, "xsum", tmp_path)
+    out, _, stats = run(WARMUP, "xsum", tmp_path, expect={"test": 2})
     assert out["train"][0]["id"] == "35232142"
-    assert stats["test"]["dropped"]["empty"] == 1
+    assert stats["test"]["dropped"]["empty"] == 0  # the empty test document stays
+    assert [r["source"] for r in out["test"]].count("") == 1
     assert hub[0][3] == "refs/convert/parquet"
 
 
 def test_logiqa2_local_files_keep_counts_and_letters(tmp_path):
-    out, _, stats = run(WARMUP, "logiqa2", tmp_path)
+    with pytest.raises(DataError, match="split 'test': expected 2 records.*found 1"):
+        run(WARMUP, "logiqa2", tmp_path / "strict", expect={"test": 2})  # a malformed line
+    out, _, stats = run(WARMUP, "logiqa2", tmp_path, expect={"train": 3, "test": 1})
     rec = out["train"][2]
     assert rec["logiqa_id"] == 10473 and rec["id"] == "train-2"
     assert rec["label"] == 3 and rec["target"] == "D"

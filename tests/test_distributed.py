@@ -1,10 +1,12 @@
 """Training in several processes, on CPU with gloo: how a job is launched (torchrun for k > 1
-GPUs), data parallelism equal to one process on the same global batch, checkpoints that resume
-on another number of processes, and the FSDP settings of the 7B co-supervision runs.
+GPUs), data parallelism equal to one process on the same global batch for every method (SFT,
+warmup with fixed warmups, co-supervision), checkpoints that resume on another number of
+processes, and the FSDP settings of the 7B co-supervision runs.
 
 (Cross-rank NSP negatives against the single-process in-batch loss: tests/test_cosup_dist.py.)
 """
 
+import copy
 import os
 import sys
 from pathlib import Path
@@ -203,10 +205,14 @@ def in_process(job_, monkeypatch, **env):
     """The job in this process (as repro.launch runs one GPU or CPU), with the same callbacks."""
     import dist_train_helper
 
+    from repro.methods.warmup import Warmup
+
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    # restored after the test: install() wraps MethodTrainer.__init__
+    # restored after the test: install() wraps MethodTrainer.__init__ (and may patch these)
     monkeypatch.setattr(train_mod.MethodTrainer, "__init__", train_mod.MethodTrainer.__init__)
+    monkeypatch.setattr(Warmup, "sample_warmups", Warmup.sample_warmups)
+    monkeypatch.setattr(train_mod, "method_loss", train_mod.method_loss)
     dist_train_helper.install()
     return launch.train(job_, gpus=0)
 
@@ -215,19 +221,33 @@ def weights(path):
     return load_model(str(path), "encoder-decoder").state_dict()
 
 
-def test_data_parallel_step_equals_one_process_on_the_global_batch(setup, monkeypatch,
-                                                                   tmp_path):
+def first_step_grads_two_and_one(setup, monkeypatch, tmp_path, name, **env):
+    """The first optimizer step's gradients of the job in 2 processes (both ranks) and in 1,
+    and the 1-process summary; the 2-process loss must have gone through DDP."""
     two, one = tmp_path / "two", tmp_path / "one"
     two.mkdir(), one.mkdir()
-    torchrun(job(setup, "ddp2"), monkeypatch, REPRO_TEST_GRADS=str(two))
-    summary = in_process(job(setup, "ddp1"), monkeypatch, REPRO_TEST_GRADS=str(one))
-    assert summary["processes"] == 1 and summary["steps"] == 6  # 48 / 8
-    g1 = torch.load(one / "rank0.pt")
-    for rank in (0, 1):  # after the all-reduce both ranks hold the global batch's gradient
-        g2 = torch.load(two / f"rank{rank}.pt")
+    torchrun(job(setup, f"{name}2"), monkeypatch, REPRO_TEST_GRADS=str(two),
+             REPRO_TEST_WRAPPER=str(two), **env)
+    summary = in_process(job(setup, f"{name}1"), monkeypatch, REPRO_TEST_GRADS=str(one),
+                         REPRO_TEST_WRAPPER=str(one), **env)
+    assert {(two / f"wrapper{r}.txt").read_text() for r in (0, 1)} == {
+        "DistributedDataParallel"}
+    assert (one / "wrapper0.txt").read_text() != "DistributedDataParallel"
+    return [torch.load(two / f"rank{r}.pt") for r in (0, 1)], torch.load(one / "rank0.pt"), summary
+
+
+def assert_same_grads(g2s, g1, names=None):
+    for g2 in g2s:  # after the all-reduce both ranks hold the global batch's gradient
         assert g2.keys() == g1.keys()
-        for name in g1:
+        for name in names or g1:
             torch.testing.assert_close(g2[name], g1[name], rtol=1e-4, atol=1e-6)
+
+
+def test_data_parallel_step_equals_one_process_on_the_global_batch(setup, monkeypatch,
+                                                                   tmp_path):
+    g2s, g1, summary = first_step_grads_two_and_one(setup, monkeypatch, tmp_path, "ddp")
+    assert summary["processes"] == 1 and summary["steps"] == 6  # 48 / 8
+    assert_same_grads(g2s, g1)
     root = setup[0]
     log2, log1 = (read_jsonl(root / n / "log.jsonl") for n in ("ddp2", "ddp1"))
     assert log2[0]["step"] == log1[0]["step"] == 1
@@ -237,6 +257,55 @@ def test_data_parallel_step_equals_one_process_on_the_global_batch(setup, monkey
     for name in w1:  # six steps later: the same model
         torch.testing.assert_close(w2[name], w1[name], rtol=1e-3, atol=1e-5)
     assert not (root / "ddp2" / "checkpoints").exists()  # rank 0 removed them
+
+
+def with_method(setup, method, options):
+    root, data, manifest, resolved = setup
+    resolved = copy.deepcopy(resolved)
+    resolved["run"]["method"] = method
+    resolved["method"] = {"name": method, "options": options}
+    return root, data, manifest, resolved
+
+
+def test_warmup_data_parallel_equals_one_process(setup, monkeypatch, tmp_path):
+    """Warmup under DDP: the conditioned pass goes through the wrapper (gradients all-reduced),
+    sampling uses the plain model; with the same warmups, one step equals one process's."""
+    warm = with_method(setup, "warmup", {"n": 2, "num_beams": 2, "warmup_len": 3})
+    g2s, g1, summary = first_step_grads_two_and_one(warm, monkeypatch, tmp_path, "warm",
+                                                    REPRO_TEST_WARMUPS="1")
+    assert summary["steps"] == 6
+    assert_same_grads(g2s, g1)
+    assert any(g.abs().sum() > 0 for g in g1.values())
+
+
+@pytest.fixture(scope="module")
+def cosup_setup(tmp_path_factory, setup):
+    """A tiny Llama on the synthetic knowledge task, 16 training records, 8 per step."""
+    from repro.data.sources import write_fetch
+    from repro.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("dist_cosup")
+    res = generate("knowledge", {"n_people": 40, "n_companies": 20, "n_train": 16,
+                                 "n_validation": 4, "n_test": 4}, 0)
+    write_fetch(res, root / "data")
+    cfg = {"kind": "tiny", "family": "llama", "tokenizer": {"vocab_size": 200},
+           "config": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                      "num_attention_heads": 2, "num_key_value_heads": 1}}
+    manifest = prepare_base_model("m", cfg, root / "data" / "train.jsonl", root / "base")
+    resolved = copy.deepcopy(setup[3])
+    resolved["run"].update(task="knowledge", method="cosup", variant="ntp+nsp")
+    # in-batch negatives per micro-batch, as one process's accumulation steps see them (with
+    # gather_negatives the loss is over the global batch: tests/test_cosup_dist.py)
+    resolved["method"] = {"name": "cosup", "options": {"gather_negatives": False}}
+    resolved["training"].update(max_source_len=64, max_target_len=16)
+    return root, root / "data", manifest, resolved
+
+
+def test_cosup_data_parallel_equals_one_process(cosup_setup, monkeypatch, tmp_path):
+    g2s, g1, summary = first_step_grads_two_and_one(cosup_setup, monkeypatch, tmp_path, "cos")
+    assert summary["steps"] == 2
+    assert_same_grads(g2s, g1)
+    assert any("embseq" in n and g.abs().sum() > 0 for n, g in g1.items())  # NSP reached it
 
 
 def test_checkpoint_of_two_processes_resumes_in_one(setup, monkeypatch):

@@ -1,13 +1,20 @@
 """The KV-cache beam sampler: every returned score is the log-probability a fresh, uncached
-forward pass gives the returned ids; greedy equals model.generate; stops; determinism."""
+forward pass gives the returned ids; greedy equals model.generate; stops; determinism; top-k;
+and its `hf` selection draws from the distribution of Hugging Face's beam search with sampling
+(a statistical test against model.generate)."""
+
+from collections import Counter
 
 import pytest
 import torch
+from scipy.stats import chi2_contingency
 from tiny_models import build
+from transformers import StoppingCriteriaList
 
 from repro.batching import encode_record, prompt_batch
-from repro.methods.sampling import beam_sample
-from repro.methods.warmup import decoder_start
+from repro.decoding import generate, generation_config
+from repro.methods.sampling import beam_sample, top_k_filter
+from repro.methods.warmup import StopAfterSequence, decoder_start
 from repro.models import ENCODER_DECODER, load_model, load_tokenizer
 
 SOURCES = ["the red cat", "a small bird eats the cat and the dog", "big dogs"]
@@ -52,11 +59,12 @@ def until_stop(row: list[int], stops: set[int], seqs: tuple[list[int], ...] = ()
     return row
 
 
+@pytest.mark.parametrize("selection", ["gumbel", "hf"])
 @pytest.mark.parametrize("do_sample", [True, False])
-def test_scores_are_the_uncached_log_probability_of_the_ids(setup, do_sample):
+def test_scores_are_the_uncached_log_probability_of_the_ids(setup, do_sample, selection):
     arch, tok, model, feats, _ = setup
     torch.manual_seed(1)
-    ids, scores = sample(setup, do_sample=do_sample)
+    ids, scores = sample(setup, do_sample=do_sample, selection=selection)
     assert ids.shape[0] == 4 * len(SOURCES)
     stops = {tok.eos_token_id, tok.pad_token_id}
     for r, (row, score) in enumerate(zip(ids.tolist(), scores.tolist(), strict=True)):
@@ -64,8 +72,42 @@ def test_scores_are_the_uncached_log_probability_of_the_ids(setup, do_sample):
         hand = fresh_logprob(model, arch, feats[r // 4]["prompt_ids"], new, decoder_start(model))
         assert score == pytest.approx(hand, abs=1e-4)
         assert all(t == tok.pad_token_id for t in row[len(new):])  # only padding after a stop
-    per_example = scores.view(len(SOURCES), 4)
+    rank = scores.clone()
+    if selection == "hf":  # ranked by log-probability over length (length_penalty 1)
+        rank /= torch.tensor([len(until_stop(r, stops)) for r in ids.tolist()])
+    per_example = rank.view(len(SOURCES), 4)
     assert torch.all(per_example[:, :-1] >= per_example[:, 1:])  # best first
+
+
+def test_top_k_filter():
+    logp = torch.log_softmax(torch.tensor([[0.0, 3.0, 1.0, 2.0], [1.0, 1.0, 0.0, 5.0]]), -1)
+    got = top_k_filter(logp, 2)
+    inf = float("-inf")
+    assert torch.equal(got.isinf(), torch.tensor([[True, False, True, False],
+                                                  [False, False, True, False]]))  # ties kept
+    assert torch.equal(got[~got.isinf()], logp[~got.isinf()])  # not renormalised
+    assert torch.equal(top_k_filter(logp, 0), logp) and torch.equal(top_k_filter(logp, 9), logp)
+    assert inf not in top_k_filter(logp, 4)
+
+
+@pytest.mark.parametrize("selection", ["gumbel", "hf"])
+def test_top_k_keeps_every_token_within_its_beams_top_k(setup, selection):
+    arch, tok, model, feats, batch = setup
+    start = decoder_start(model)
+    for seed in range(2):
+        torch.manual_seed(seed)
+        ids, _ = sample(setup, num_beams=2, num_return=2, top_k=4, max_new_tokens=3,
+                        selection=selection)
+        for r, row in enumerate(ids.tolist()):
+            prompt = feats[r // 2]["prompt_ids"]
+            new = until_stop(row, {tok.eos_token_id, tok.pad_token_id})
+            for j, t in enumerate(new):
+                if arch == ENCODER_DECODER:
+                    logits = model(input_ids=torch.tensor([prompt]), decoder_input_ids=(
+                        torch.tensor([[start] + new[:j]]))).logits[0, -1]
+                else:
+                    logits = model(input_ids=torch.tensor([prompt + new[:j]])).logits[0, -1]
+                assert t in logits.topk(4).indices.tolist()
 
 
 def test_greedy_single_beam_equals_generate(setup):
@@ -106,3 +148,77 @@ def test_same_seed_same_samples_and_no_gradient(setup):
     assert not sa.requires_grad
     with pytest.raises(ValueError, match="num_return"):
         sample(setup, num_beams=2, num_return=3)
+    with pytest.raises(ValueError, match="selection"):
+        sample(setup, selection="topk")
+    with pytest.raises(ValueError, match="top_k"):
+        sample(setup, selection="hf", top_k=7)  # 4 beams draw 8
+
+
+# --- the `hf` selection against model.generate, in distribution ---------------------------
+
+
+@pytest.fixture(scope="module")
+def peaked(tmp_path_factory):
+    """A tiny Llama whose next-token distributions are peaked but not degenerate (LM head x 12),
+    with EOS about as likely as the third best token, and the second best token of the first
+    step as a one-token separator: within 3 tokens, beams stop at EOS, at the separator and at
+    the length limit, and the top-k cut matters."""
+    m = build("llama", tmp_path_factory.mktemp("peaked"), layers=1)
+    tok = load_tokenizer(m["path"], m["arch"])
+    model = load_model(m["path"], m["arch"]).eval()
+    feat = encode_record({"id": "0", "source": "the red cat", "target": "x"}, tok, m["arch"],
+                         64, 4, "\n=>")
+    with torch.no_grad():
+        head = model.get_output_embeddings().weight
+        head.mul_(12)
+        first = model(input_ids=torch.tensor([feat["prompt_ids"]])).logits[0, -1]
+        top = first.topk(3).indices.tolist()
+        head[tok.eos_token_id] = 0.98 * head[top[2]]
+    return m, tok, model, feat, [top[1]]
+
+
+def outputs(ids: torch.Tensor, k: int, eos: int, sep: list[int]) -> list[tuple]:
+    """Each prompt's K returned warmups in order, each cut after its stop (EOS or separator)."""
+    rows = [tuple(until_stop(r, {eos}, (sep,))) for r in ids.tolist()]
+    return [tuple(rows[i : i + k]) for i in range(0, len(rows), k)]
+
+
+def homogeneity_p(a: list, b: list, min_count: int = 10) -> float:
+    """Chi-square test that two samples come from one categorical distribution; categories
+    with fewer than min_count draws in both samples together are pooled."""
+    ca, cb = Counter(a), Counter(b)
+    keys = [k for k in set(ca) | set(cb) if ca[k] + cb[k] >= min_count]
+    table = [[c[k] for k in keys] + [sum(v for k, v in c.items() if k not in keys)]
+             for c in (ca, cb)]
+    return chi2_contingency(table)[1]
+
+
+def test_hf_selection_samples_as_generate_does(peaked):
+    """N = 3000 prompts, K = 2 beams, 3 tokens, top-k 5. The statistic is each prompt's whole
+    output (both warmups, in order). Under the null hypothesis (same distribution) the p-value
+    is uniform, so a threshold of 1e-3 fails a correct sampler with probability 1e-3 for a
+    given seed (the seeds are fixed: the outcome is reproducible). The same statistic on the
+    `gumbel` selection, a different semantics, gives p < 1e-6: the test has the power to see a
+    difference of that kind."""
+    m, tok, model, feat, sep = peaked
+    n, k, steps, top_k = 3000, 2, 3, 5
+    batch = prompt_batch([feat] * n, tok.pad_token_id, m["arch"])
+    torch.manual_seed(11)
+    cfg = generation_config({"num_beams": k, "max_new_tokens": steps, "do_sample": True,
+                             "top_k": top_k}, tok, model.config, num_return_sequences=k)
+    start = batch["input_ids"].shape[1]
+    ref = generate(model, cfg, **batch, stopping_criteria=StoppingCriteriaList(
+        [StopAfterSequence(sep, start)]))[:, start:]
+    drawn = {}
+    for seed, selection in ((12, "hf"), (13, "gumbel")):
+        torch.manual_seed(seed)
+        ids, _ = beam_sample(model, m["arch"], batch["input_ids"], batch["attention_mask"],
+                             num_beams=k, num_return=k, max_new_tokens=steps,
+                             stop_ids={tok.eos_token_id}, pad_id=tok.pad_token_id,
+                             stop_sequences=(sep,), top_k=top_k, selection=selection)
+        drawn[selection] = outputs(ids, k, tok.eos_token_id, sep)
+    ref_out = outputs(ref, k, tok.eos_token_id, sep)
+    ends = Counter(r[-1] if len(r) < steps else "length" for o in ref_out for r in o)
+    assert ends[tok.eos_token_id] > 100 and ends[sep[0]] > 100 and ends["length"] > 100
+    assert homogeneity_p(drawn["hf"], ref_out) > 1e-3
+    assert homogeneity_p(drawn["gumbel"], ref_out) < 1e-6

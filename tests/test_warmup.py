@@ -1,6 +1,8 @@
-"""Warmup Generations: the loss against hand-built per-warmup cross-entropies, masks, sampling
-without gradient, determinism, every loss variant's formula, and decoding."""
+"""Warmup Generations: the loss against hand-built per-warmup cross-entropies (both
+normalisations), SFT's loss as its n = 1 case, masks, sampling without gradient, determinism,
+every loss variant's formula, the separator round trip, and decoding."""
 
+import copy
 import math
 
 import pytest
@@ -10,6 +12,7 @@ from tiny_models import build
 from repro.batching import IGNORE, Collator, encode_record, prompt_batch
 from repro.methods import get_method
 from repro.methods import warmup as wm
+from repro.methods.sft import target_cross_entropy
 from repro.models import ENCODER_DECODER, load_model, load_tokenizer
 
 RECS = [{"id": "1", "source": "the red cat", "target": "a dog"},
@@ -47,8 +50,9 @@ def fixed_warmups(tok):
     return [[a, b, []], [b, a + b, a]]  # includes an empty warmup
 
 
-def hand_target_ce(model, arch, feat, warmup, sep, start):
-    """CE of y given x and one warmup, from one separate model call (encoder recomputed)."""
+def hand_target_nll(model, arch, feat, warmup, sep, start):
+    """(summed NLL, token count) of y given x and one warmup, from one separate model call
+    (encoder recomputed)."""
     y = feat["target_ids"]
     if arch == ENCODER_DECODER:
         dec = [start] + warmup + sep + y[:-1]
@@ -61,20 +65,49 @@ def hand_target_ce(model, arch, feat, warmup, sep, start):
         first = len(feat["prompt_ids"]) + len(warmup) + len(sep)
         rows = logits[first - 1 : first - 1 + len(y)]
     logp = torch.log_softmax(rows.double(), -1)
-    return -sum(logp[t, y[t]].item() for t in range(len(y))) / len(y)
+    return -sum(logp[t, y[t]].item() for t in range(len(y))), len(y)
 
 
-def test_target_mean_equals_average_of_separate_ces(setup, monkeypatch):
+@pytest.mark.parametrize("normalization", ["token", "sequence"])
+def test_target_mean_equals_average_of_separate_ces(setup, monkeypatch, normalization):
     arch, tok, model, feats, batch = setup
-    meth = method(setup)
+    meth = method(setup, loss_normalization=normalization)
     warmups = fixed_warmups(tok)
     monkeypatch.setattr(meth, "sample_warmups", lambda m, b: warmups)
     model.eval()  # no dropout, so the batched and separate forwards are comparable
     loss, _ = meth.loss(model, batch)
     start = wm.decoder_start(model)
-    hand = [hand_target_ce(model, arch, f, c, meth.sep_ids, start)
+    hand = [hand_target_nll(model, arch, f, c, meth.sep_ids, start)
             for f, cs in zip(feats, warmups, strict=True) for c in cs]
-    assert loss.item() == pytest.approx(sum(hand) / len(hand), abs=1e-5)
+    assert len({k for _, k in hand}) == 2  # the two targets differ in length
+    if normalization == "token":  # all target tokens of the 2 x 3 sequences, as SFT
+        expected = sum(s for s, _ in hand) / sum(k for _, k in hand)
+    else:  # each sequence's mean, then the mean over the sequences
+        expected = sum(s / k for s, k in hand) / len(hand)
+    assert loss.item() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("normalization", ["token", "sequence"])
+def test_one_empty_warmup_and_separator_give_the_sft_loss(setup, monkeypatch, normalization):
+    """n = 1, an empty warmup and an empty separator condition y on nothing but x: the loss is
+    SFT's on the same batch, under either normalisation (the defaults are the same)."""
+    arch, tok, model, feats, batch = setup
+    meth = method(setup, n=1, num_beams=1, loss_normalization=normalization)
+    meth.sep_ids = []
+    monkeypatch.setattr(meth, "sample_warmups", lambda m, b: [[[]] for _ in feats])
+    sft = get_method("sft", {"loss_normalization": normalization}, tok, arch)
+    model.eval()
+    warm, _ = meth.loss(model, batch)
+    ref, _ = sft.loss(model, batch)
+    assert warm.item() == pytest.approx(ref.item(), abs=1e-6)
+    assert get_method("sft", {}, tok, arch).opts.loss_normalization == (
+        wm.WarmupOptions().loss_normalization)  # the same default
+    # and SFT's two normalisations differ here (targets of different lengths)
+    logits = model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).logits
+    shift = arch != ENCODER_DECODER
+    assert (target_cross_entropy(logits, batch["labels"], shift, "token").item()
+            != pytest.approx(target_cross_entropy(logits, batch["labels"], shift,
+                                                  "sequence").item(), abs=1e-4))
 
 
 def test_shared_prompt_pass_equals_full_sequences_in_value_and_gradient(llama_setup):
@@ -151,9 +184,11 @@ def test_sampling_has_no_gradient_and_eval_mode(setup, monkeypatch, sampler, fn)
     model.zero_grad()
 
 
-def test_samples_are_ids_cut_at_separator(setup):
+@pytest.mark.parametrize("opts", [{}, {"selection": "hf", "top_k": 50},
+                                  {"sampler": "generate", "top_k": 50}])
+def test_samples_are_ids_cut_at_separator(setup, opts):
     arch, tok, model, feats, batch = setup
-    meth = method(setup, warmup_len=6)
+    meth = method(setup, warmup_len=6, **opts)
     torch.manual_seed(0)
     warmups = meth.sample_warmups(model, batch)
     assert len(warmups) == 2 and all(len(cs) == 3 for cs in warmups)
@@ -173,6 +208,28 @@ def test_same_seed_same_loss(setup):
     assert losses[0] == losses[1] and math.isfinite(losses[0])
 
 
+def test_routed_forward_reaches_the_models_own_forward_and_survives_a_copy(setup):
+    """The conditioned pass through model(...) equals the direct computation; other calls reach
+    the model's forward unchanged; a deep copy routes to the copy's own parameters."""
+    arch, tok, model, feats, batch = setup
+    meth = method(setup)
+    model.eval()
+    wb = meth.build(batch, fixed_warmups(tok), wm.decoder_start(model))
+    direct = wm.conditioned_logprobs(model, batch, wb, 3, False)
+    wm.route_conditioned_forward(model)
+    wm.route_conditioned_forward(model)  # idempotent
+    routed = meth.forward_logprobs(model, batch, wb)
+    torch.testing.assert_close(routed, direct)
+    plain = model(**batch).logits  # an ordinary call (labels given: the HF loss path)
+    assert plain.shape[0] == batch["input_ids"].shape[0]
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+    assert not torch.allclose(meth.forward_logprobs(twin, batch, wb), direct)
+    torch.testing.assert_close(meth.forward_logprobs(model, batch, wb), direct)
+
+
 # --- each variant's formula on a hand example --------------------------------------------
 
 # two examples x two warmups; per row: log-probs of 2 warmup tokens then 2 target tokens
@@ -188,6 +245,21 @@ def test_variant_target_mean():
     ce = [1.0, 1.5, 0.2, 1.0]  # mean NLL of the two target tokens per row
     got = wm.warmup_loss(TOK, TMASK, WMASK, 2, "target_mean")
     assert got.item() == pytest.approx(sum(ce) / 4)
+
+
+def test_token_normalisation_weights_rows_by_their_tokens():
+    # rows with 1, 2, 3 and 2 target tokens; n = 2
+    tok = torch.tensor([[-1.0, 0.0, 0.0], [-2.0, -4.0, 0.0], [-3.0, -3.0, -3.0],
+                        [-0.5, -1.5, 0.0]])
+    tmask = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1], [1, 1, 0]]).bool()
+    wmask = torch.zeros_like(tmask)
+    got = wm.warmup_loss(tok, tmask, wmask, 2, "target_mean", "token")
+    assert got.item() == pytest.approx((1 + 6 + 9 + 2) / 8)
+    got = wm.warmup_loss(tok, tmask, wmask, 2, "target_mean", "sequence")
+    assert got.item() == pytest.approx((1 + 3 + 3 + 1) / 4)
+    # joint under token: every counted token of the batch once (here the same tokens)
+    got = wm.warmup_loss(tok, tmask, wmask, 2, "joint", "token")
+    assert got.item() == pytest.approx((1 + 6 + 9 + 2) / 8)
 
 
 def test_variant_joint():
@@ -231,6 +303,38 @@ def test_unknown_options_rejected(setup):
         method(setup, beams=3)
     with pytest.raises(ValueError, match="loss must be one of"):
         method(setup, loss="nope")
+    with pytest.raises(ValueError, match="loss_normalization"):
+        method(setup, loss_normalization="example")
+    with pytest.raises(ValueError, match="selection"):
+        method(setup, selection="topk")
+
+
+# --- the separator ------------------------------------------------------------------------
+
+def newline_dropping(tok):
+    """The tokenizer with mT5's treatment of a newline: its normaliser maps "\n" to a space,
+    which becomes a bare "▁"."""
+    from tokenizers import normalizers
+
+    tok = copy.deepcopy(tok)
+    backend = tok.backend_tokenizer
+    backend.normalizer = normalizers.Sequence([backend.normalizer,
+                                               normalizers.Replace("\n", " ")])
+    return tok
+
+
+def test_separator_round_trip(setup):
+    arch, tok, *_ = setup
+    assert wm.separator_problem(tok, " || ") is None
+    assert wm.separator_problem(tok, " => ") is None
+    drops = newline_dropping(tok)
+    ids = drops("\n", add_special_tokens=False)["input_ids"]
+    assert ids and drops.unk_token_id not in ids  # it encodes to something: not an <unk>
+    problem = wm.separator_problem(drops, "\n")
+    assert problem and "decode to" in problem
+    with pytest.raises(ValueError, match=r"separator '\\n' encodes to .* choose another"):
+        get_method("warmup", {"separator": "\n"}, drops, arch)
+    assert "<unk>" in wm.separator_problem(tok, "\n")  # the tiny vocabulary has no newline
 
 
 # --- decoding ----------------------------------------------------------------------------
@@ -252,15 +356,15 @@ def test_decode_returns_text_after_separator(setup, monkeypatch):
     real = wm.generate
     calls = []
 
-    def fake(m, t, a, b, **kw):
-        calls.append(kw)
+    def fake(m, a, b, cfg, **kw):
+        calls.append(cfg)
         if len(calls) == 1:
             width = max(map(len, stage1))
             rows = [r + [tok.pad_token_id] * (width - len(r)) for r in stage1]
             if arch == ENCODER_DECODER:
                 rows = [[0] + r for r in rows]
             return torch.tensor(rows)
-        return real(m, t, a, b, **kw)
+        return real(m, a, b, cfg, **kw)
 
     monkeypatch.setattr(wm, "generate", fake)
     gen_feats = [encode_record(r, tok, arch, 64, 4, "\n=>") for r in RECS]

@@ -11,5 +11,6 @@ params = start(snakemake)  # noqa: F821
 raw_dir = Path(snakemake.input[0]).parent  # noqa: F821
 out_dir = Path(snakemake.output.stats).parent  # noqa: F821
 p = params["filter"]
-stats = filter_dataset(raw_dir, out_dir, p["task"], p["filter"], p.get("test_only", False))
+stats = filter_dataset(raw_dir, out_dir, p["task"], p["filter"], p.get("test_only", False),
+                       name=snakemake.wildcards.dataset)  # noqa: F821
 print(stats)

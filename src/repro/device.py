@@ -1,9 +1,12 @@
 """Device, precision and parallelism choices in one place: CUDA when present, bf16 where the GPU
-has it, fp32 on CPU; data-parallel (DDP) or fully sharded (FSDP) training across processes."""
+has it, fp32 on CPU; the training forward's autocast; data-parallel (DDP) or fully sharded
+(FSDP) training across processes, and the plain model inside their wrappers."""
 
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -21,13 +24,41 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# Test-only switch: with it set to 1, an explicit `training.precision: bf16` is honoured on CPU
+# too (CPU autocast), so that tests run the GPU's mixed-precision code path.
+CPU_BF16_ENV = "REPRO_TEST_CPU_BF16"
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def precision(requested: str = "auto") -> str:
     """Resolve the `training.precision` setting to fp32 | bf16 | fp16 for this machine."""
     if not torch.cuda.is_available():
+        if requested == "bf16" and os.environ.get(CPU_BF16_ENV) == "1":
+            return "bf16"
         return "fp32"
     if requested == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return requested
+
+
+def autocast(prec: str, dev: torch.device | str) -> AbstractContextManager:
+    """The autocast every method's training forward runs under, for a precision resolved by
+    `precision` (fp32: none). One context around the whole loss, so that methods calling the
+    encoder, decoder or LM head directly (warmup) run in the same dtype as SFT's forward."""
+    if prec == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=torch.device(dev).type, dtype=DTYPES[prec])
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside a DDP (or FSDP1) wrapper; the model itself otherwise. For what must not
+    go through the wrapper's forward (e.g. sampling without gradient); a training forward must."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+    while isinstance(model, (DistributedDataParallel, DataParallel, FullyShardedDataParallel)):
+        model = model.module
+    return model
 
 
 def set_threads(n: int | None) -> None:

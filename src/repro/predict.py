@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from repro.batching import encode_record, prompt_batch
+from repro.decoding import seed_decoding
 from repro.device import device
 from repro.io import DataError, read_jsonl, write_jsonl
 from repro.methods import get_method
@@ -47,6 +48,7 @@ def predict_run(resolved: dict[str, Any], arch: str, model_dir: Path, test_path:
                         run.get("variant"))
     method.prepare_decoding(Path(model_dir), dict(inputs or {}))
     start = time.perf_counter()
+    seed_decoding(resolved["decoding"])
     with torch.inference_mode():
         preds = predict_records(model, tokenizer, method, records, arch, resolved)
     write_jsonl(out_path, preds)

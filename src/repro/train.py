@@ -24,6 +24,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from repro.checkpoints import resumable_checkpoint
 from repro.config import ConfigError
 from repro.device import (
+    autocast,
     enable_activation_checkpointing,
     fsdp_arguments,
     precision,
@@ -39,12 +40,22 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
+def method_loss(method, model, batch: dict[str, torch.Tensor], prec: str,
+                dev: torch.device | str) -> tuple[torch.Tensor, dict[str, float]]:
+    """The method's loss of one batch with its whole forward under the `training.precision`
+    autocast (Accelerate autocasts only `model.forward`; warmup also samples and calls the
+    encoder, decoder and LM head, co-supervision runs two models)."""
+    with autocast(prec, dev):
+        return method.loss(model, batch)
+
+
 class MethodTrainer(Trainer):
     """A Trainer whose loss is the method's; the method's `log_keys` entries of its loss dict
     are averaged over the training steps between two log rows and logged with `loss`."""
 
     def __init__(self, *args: Any, method, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
         # The method's loss is the mean over its micro-batch: the Trainer divides it by the
         # accumulation steps (and DDP averages over ranks), so a step's gradient is the mean
         # over the global batch, however many processes and micro-batches hold it.
@@ -53,7 +64,7 @@ class MethodTrainer(Trainer):
         self._method_logs: dict[str, list[float]] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, logs = self.method.loss(model, inputs)
+        loss, logs = method_loss(self.method, model, inputs, self.precision, self.args.device)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}"

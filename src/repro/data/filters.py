@@ -2,10 +2,18 @@
 
 Config keys (all optional): max_source_chars, max_target_chars, max_source_words,
 max_target_words (None = no limit; words are whitespace-separated), dedup (default true: also
-drop a repeated (source, target) pair; a repeated id is always dropped) and caps
-({split: max records kept}). Each dropped record counts under the first failing reason, in the
-order of REASONS. Duplicates are judged against earlier records that passed the checks before
-it, whether or not the cap then dropped them, so caps never change the duplicate count.
+drop a repeated (source, target) pair; a repeated id is always dropped), caps ({split: max
+records kept}) and expect_counts ({split: records the split must hold after filtering}).
+
+The content filters (empty, too long, repeated pair) clean the training data only: validation
+and test splits stay as published (the paper's test sets, and its dev sets for a comparable
+validation loss); only what cannot be read or scored is dropped there (a malformed record, a
+repeated id). `expect_counts` then checks a split against its published size: a mismatch is an
+error naming the dataset, split, expected and found counts.
+
+Each dropped record counts under the first failing reason, in the order of REASONS. Duplicates
+are judged against earlier records that passed the checks before it, whether or not the cap
+then dropped them, so caps never change the duplicate count.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from repro.io import DataError, atomic_path, read_json, read_jsonl, write_json, 
 
 REASONS = ("malformed", "empty", "too_long", "duplicate", "cap")
 CFG_KEYS = {"max_source_chars", "max_target_chars", "max_source_words", "max_target_words",
-            "dedup", "caps"}
+            "dedup", "caps", "expect_counts"}
+CLEANED_SPLITS = ("train",)  # the splits the content filters (empty, too long, pair) apply to
 
 
 def _too_long(rec: dict[str, Any], cfg: dict[str, Any]) -> bool:
@@ -41,7 +50,8 @@ def filter_split(
     unknown = sorted(set(cfg) - CFG_KEYS)
     if unknown:
         raise ValueError(f"unknown filter settings {unknown}; known: {sorted(CFG_KEYS)}")
-    dedup = cfg.get("dedup", True)
+    clean = split in CLEANED_SPLITS
+    dedup = cfg.get("dedup", True) and clean
     cap = (cfg.get("caps") or {}).get(split)
     dropped = dict.fromkeys(REASONS, 0)
     kept: list[dict[str, Any]] = []
@@ -50,9 +60,9 @@ def filter_split(
     for rec in records:
         if check_record(rec, task) is not None:
             reason = "malformed"
-        elif not rec["source"].strip() or not rec["target"].strip():
+        elif clean and (not rec["source"].strip() or not rec["target"].strip()):
             reason = "empty"
-        elif _too_long(rec, cfg):
+        elif clean and _too_long(rec, cfg):
             reason = "too_long"
         elif rec["id"] in ids or (dedup and (rec["source"], rec["target"]) in pairs):
             reason = "duplicate"
@@ -68,15 +78,31 @@ def filter_split(
     return kept, {"input": len(records), "kept": len(kept), "dropped": dropped}
 
 
+def check_counts(stats: dict[str, Any], expected: dict[str, int], name: str) -> None:
+    """DataError unless each split of `expected` kept exactly that many records."""
+    for split, n in (expected or {}).items():
+        if split not in stats:
+            raise DataError(f"datasets.{name}.filter.expect_counts: unknown split '{split}' "
+                            f"(splits: {', '.join(SPLITS)})")
+        st = stats[split]
+        if st["kept"] != n:
+            why = ", ".join(f"{r}: {k}" for r, k in st["dropped"].items() if k) or "none"
+            raise DataError(
+                f"dataset '{name}', split '{split}': expected {n} records "
+                f"(datasets.{name}.filter.expect_counts.{split}), found {st['kept']} "
+                f"({st['input']} read, {st['malformed_lines']} unreadable lines; dropped: {why})")
+
+
 def filter_dataset(
     raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], task: str,
-    cfg: dict[str, Any], test_only: bool = False,
+    cfg: dict[str, Any], test_only: bool = False, name: str | None = None,
 ) -> dict[str, Any]:
     """Filter raw_dir/{split}.jsonl into out_dir, copy passages.jsonl, write filter_stats.json.
 
     Returns {split: {"input", "kept", "dropped", "malformed_lines"}} (malformed_lines from
     raw_dir/fetch_stats.json, 0 if absent). Nothing is written if a split ends up empty (with
-    `test_only`, a dataset that trains on another one: if the test split does).
+    `test_only`, a dataset that trains on another one: if the test split does) or a split's
+    count differs from `expect_counts` (`name`: the dataset's name, for the message).
     """
     raw, out = Path(raw_dir), Path(out_dir)
     stats_file = raw / "fetch_stats.json"
@@ -94,6 +120,7 @@ def filter_dataset(
             raise DataError(f"{path}: split '{split}' is empty after filtering "
                             f"({st['input']} records in; dropped {why})")
         stats[split] = st
+    check_counts(stats, cfg.get("expect_counts") or {}, name or str(raw))
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", kept[split])
     passages = raw / "passages.jsonl"

@@ -16,10 +16,28 @@ from typing import Any, TypeVar
 import torch
 
 from repro.batching import Collator, encode_record
+from repro.decoding import generate as generate_with
+from repro.decoding import generation_config
 from repro.io import DataError, read_jsonl
 from repro.models import ENCODER_DECODER
 
 OptionsT = TypeVar("OptionsT")
+
+# How a batch's cross-entropy is averaged (training time; the `loss_normalization` option of
+# sft and warmup): `token` = over all counted tokens of the batch (the Hugging Face loss), the
+# default of both methods; `sequence` = each sequence's mean, then the mean over sequences.
+NORMALIZATIONS = ("token", "sequence")
+
+
+def row_losses(sums: torch.Tensor, counts: torch.Tensor, normalization: str) -> torch.Tensor:
+    """Per-row losses whose mean over the rows is the batch loss: each row's summed NLL over its
+    own token count (`sequence`) or over the batch's mean count per row (`token`, so that the
+    mean is the sum over all tokens over their number)."""
+    if normalization == "sequence":
+        return sums / counts.clamp_min(1)
+    if normalization == "token":
+        return sums / counts.float().mean().clamp_min(1)
+    raise ValueError(f"loss_normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
 
 
 def options_from_dict(cls: type[OptionsT], options: dict[str, Any], method: str,
@@ -89,19 +107,18 @@ class Method:
     def decode(self, model, batch: dict[str, torch.Tensor], decoding: dict[str, Any]) -> list[dict]:
         """Beam search on the batch; one dict a row with the hypothesis and the decoding time."""
         start = time.perf_counter()
-        out = generate(model, self.tokenizer, self.arch, batch, num_beams=decoding["num_beams"],
-                       max_new_tokens=decoding["max_new_tokens"])
+        out = generate(model, self.arch, batch,
+                       generation_config(decoding, self.tokenizer, model.config))
         secs = (time.perf_counter() - start) / len(out)
         texts = self.tokenizer.batch_decode(out, skip_special_tokens=True)
         return [{"hypothesis": t.strip(), "decode_seconds": secs} for t in texts]
 
 
-def generate(model, tokenizer, arch: str, batch: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
-    """model.generate on prompts; returns only the newly generated ids for decoder-only models."""
-    kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
-    kwargs.setdefault("eos_token_id", tokenizer.eos_token_id)
-    out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                         **kwargs)
+def generate(model, arch: str, batch: dict[str, torch.Tensor], config, **inputs) -> torch.Tensor:
+    """model.generate on prompts with exactly the GenerationConfig `config` (repro.decoding);
+    returns only the newly generated ids for decoder-only models."""
+    out = generate_with(model, config, input_ids=batch["input_ids"],
+                        attention_mask=batch["attention_mask"], **inputs)
     if arch == ENCODER_DECODER:
         return out
     return out[:, batch["input_ids"].shape[1]:]

@@ -11,23 +11,34 @@ Training, for each example x with target y:
      E[-log P(y|c,x)] >= -log E[P(y|c,x)]; warmup, separator and prompt positions are masked.
      Variants: `joint` (CE also on c_i and SEP), `reward_weighted` (joint CE weighted by the
      stop-gradient softmax over i of log P(y|c_i,x)), `reinforce` (target term plus REINFORCE
-     on log P(c_i|x) with reward -CE_i minus its mean over the n samples).
+     on log P(c_i|x) with reward -CE_i minus its mean over the n samples). CE is averaged as
+     `loss_normalization` says: `token` (default, as SFT's) over all counted tokens of the
+     n x B sequences, so that n = 1 with an empty warmup and separator is exactly SFT's loss;
+     `sequence`: each sequence's mean, then the mean over sequences.
+The conditioned pass (step 2) runs inside the model's own forward (`route_conditioned_forward`),
+so that a DDP or FSDP wrapper around the model sees it: gradients are all-reduced as SFT's.
+Sampling (step 1) uses the model inside the wrapper.
 Decoding: generate the warmup (beam or sampled), append SEP, beam-search the target; the
-hypothesis is the text after SEP.
+hypothesis is the text after SEP. Every generation setting comes from the config
+(repro.decoding), never from the checkpoint's generation_config.json.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import MethodType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from repro.batching import IGNORE, pad
-from repro.methods.base import Method, generate, options_from_dict
-from repro.methods.sampling import beam_sample
+from repro.decoding import generation_config
+from repro.device import unwrap_model
+from repro.methods.base import NORMALIZATIONS, Method, generate, options_from_dict, row_losses
+from repro.methods.sampling import SELECTIONS, beam_sample
 from repro.models import DECODER_ONLY, ENCODER_DECODER
 
 LOSSES = ("target_mean", "joint", "reward_weighted", "reinforce")
@@ -35,14 +46,19 @@ LOSSES = ("target_mean", "joint", "reward_weighted", "reinforce")
 
 @dataclass(frozen=True)
 class WarmupOptions:
-    n: int = 4  # warmups sampled per training example
-    warmup_len: int = 8  # max new tokens of a warmup
-    num_beams: int = 4  # beam search with sampling while training (raised to n if smaller)
-    do_sample: bool = True
-    separator: str = " || "
-    loss: str = "target_mean"
-    decode_warmup: str = "beam"  # beam | sample: how the warmup is produced at test time
-    sampler: str = "kv"  # kv: repro.methods.sampling (fast) | generate: model.generate
+    """Each option's stage: training (the loss or the training sampler), decoding, or both."""
+
+    n: int = 4  # training: warmups sampled per training example
+    warmup_len: int = 8  # both: max new tokens of a warmup (training samples, decoding)
+    num_beams: int = 4  # training: beams of the warmup sampler (raised to n if smaller)
+    do_sample: bool = True  # training: sample the warmups (else plain beam search)
+    separator: str = " || "  # both
+    loss: str = "target_mean"  # training
+    loss_normalization: str = "token"  # training: token | sequence (repro.methods.base)
+    decode_warmup: str = "beam"  # decoding: beam | sample, how the test-time warmup is made
+    sampler: str = "kv"  # training: kv (repro.methods.sampling, fast) | generate
+    top_k: int = 0  # training: each beam samples among its top_k next tokens; 0 = all
+    selection: str = "gumbel"  # training, kv sampler: gumbel | hf (repro.methods.sampling)
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> WarmupOptions:
@@ -55,7 +71,40 @@ class WarmupOptions:
             raise ValueError("warmup: decode_warmup must be 'beam' or 'sample'")
         if opts.sampler not in ("kv", "generate"):
             raise ValueError("warmup: sampler must be 'kv' or 'generate'")
+        if opts.loss_normalization not in NORMALIZATIONS:
+            raise ValueError(f"warmup: loss_normalization must be one of {NORMALIZATIONS}")
+        if opts.selection not in SELECTIONS:
+            raise ValueError(f"warmup: selection must be one of {SELECTIONS}")
+        if opts.top_k < 0:
+            raise ValueError("warmup: top_k must be >= 0")
         return opts
+
+
+def separator_problem(tokenizer, separator: str) -> str | None:
+    """Why `separator` cannot serve with this tokenizer, or None: it must encode to ids without
+    <unk> that decode back to it (spaces at either end aside: SentencePiece drops a leading
+    one). A normaliser that maps it to plain space (mT5 turns "\n" into "▁") fails."""
+    ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
+    if not ids or tokenizer.unk_token_id in ids:
+        return f"{separator!r} encodes to {ids} (empty or <unk>)"
+    back = tokenizer.decode(ids)
+    if not separator.strip(" ") or back.strip(" ") != separator.strip(" "):
+        return f"{separator!r} encodes to {ids}, which decode to {back!r}"
+    return None
+
+
+class StopAfterSequence(StoppingCriteria):
+    """model.generate's stop when the generated tokens (after `prompt_len`) end with `ids`: the
+    separator ends a warmup in `generate` as in the KV sampler."""
+
+    def __init__(self, ids: list[int], prompt_len: int) -> None:
+        self.ids, self.prompt_len = list(ids), prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        k = len(self.ids)
+        if input_ids.shape[1] - self.prompt_len < k:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        return (input_ids[:, -k:] == torch.tensor(self.ids, device=input_ids.device)).all(-1)
 
 
 def cut_warmup(ids: list[int], sep: list[int], stop: set[int]) -> tuple[list[int], bool]:
@@ -90,33 +139,46 @@ class Warmup(Method):
     def __init__(self, options: dict[str, Any], tokenizer, arch: str) -> None:
         super().__init__(options, tokenizer, arch)
         self.opts = WarmupOptions.from_dict(options)
+        problem = separator_problem(tokenizer, self.opts.separator)
+        if problem:
+            raise ValueError(f"warmup: separator {problem} in this tokenizer; choose another")
         self.sep_ids = tokenizer(self.opts.separator, add_special_tokens=False)["input_ids"]
-        if not self.sep_ids or tokenizer.unk_token_id in self.sep_ids:
-            raise ValueError(f"warmup: separator {self.opts.separator!r} does not encode without "
-                             "<unk> in this tokenizer")
         self.stop = {t for t in (tokenizer.eos_token_id, tokenizer.pad_token_id) if t is not None}
+
+    def prepare_model(self, model, base_path: str):
+        route_conditioned_forward(model)
+        return model
 
     # --- sampling -------------------------------------------------------------------------
 
     @torch.no_grad()
     def sample_warmups(self, model, batch: dict[str, torch.Tensor]) -> list[list[list[int]]]:
-        """n warmups per example as token-id lists, sampled in eval mode without gradient."""
+        """n warmups per example as token-id lists, sampled in eval mode without gradient
+        (`model`: the plain model, not a DDP/FSDP wrapper)."""
         prompts = prompt_inputs(batch, self.arch, self.tokenizer.pad_token_id)
         n, beams = self.opts.n, max(self.opts.num_beams, self.opts.n)
         was_training = model.training
         model.eval()
         try:
             if self.opts.sampler == "kv":
+                # Hugging Face's beam search stops a beam at EOS only (a pad is a token)
+                stop = self.stop if self.opts.selection == "gumbel" else {
+                    self.tokenizer.eos_token_id}
                 out, _ = beam_sample(
                     model, self.arch, prompts["input_ids"], prompts["attention_mask"],
                     num_beams=beams, num_return=n, max_new_tokens=self.opts.warmup_len,
-                    stop_ids=self.stop, pad_id=self.tokenizer.pad_token_id,
+                    stop_ids=stop, pad_id=self.tokenizer.pad_token_id,
                     decoder_start=decoder_start(model), stop_sequences=(self.sep_ids,),
-                    do_sample=self.opts.do_sample)
+                    do_sample=self.opts.do_sample, top_k=self.opts.top_k,
+                    selection=self.opts.selection)
             else:
-                out = generate(model, self.tokenizer, self.arch, prompts,
-                               do_sample=self.opts.do_sample, num_beams=beams,
-                               num_return_sequences=n, max_new_tokens=self.opts.warmup_len)
+                cfg = generation_config(
+                    {"num_beams": beams, "max_new_tokens": self.opts.warmup_len,
+                     "do_sample": self.opts.do_sample, "top_k": self.opts.top_k},
+                    self.tokenizer, model.config, num_return_sequences=n)
+                start = 1 if self.arch == ENCODER_DECODER else prompts["input_ids"].shape[1]
+                out = generate(model, self.arch, prompts, cfg, stopping_criteria=(
+                    StoppingCriteriaList([StopAfterSequence(self.sep_ids, start)])))
                 if self.arch == ENCODER_DECODER:
                     out = out[:, 1:]  # drop the decoder start token
         finally:
@@ -156,44 +218,24 @@ class Warmup(Method):
 
     def forward_logprobs(self, model, batch: dict[str, torch.Tensor],
                          wb: WarmupBatch) -> torch.Tensor:
-        """Log-probability of each label token [B*n, T], 0 where the loss does not read it.
-
-        The encoder (decoder-only: the prompt) runs once per example and its states (the
-        prompt's KV cache) are expanded to the n continuations; the LM head and log-softmax
-        run only on the positions the loss reads (the target for `target_mean`, every labelled
-        position for the other variants).
-        """
-        n = self.opts.n
-        if self.arch == ENCODER_DECODER:
-            enc = model.get_encoder()(input_ids=batch["input_ids"],
-                                      attention_mask=batch["attention_mask"])
-            hidden = enc.last_hidden_state.repeat_interleave(n, dim=0)  # expand, not recompute
-            mask = batch["attention_mask"].repeat_interleave(n, dim=0)
-            h = model.get_decoder()(input_ids=wb.input_ids, encoder_hidden_states=hidden,
-                                    encoder_attention_mask=mask).last_hidden_state
-            if getattr(model.config, "scale_decoder_outputs", False):  # T5's tied-head rescale
-                h = h * model.config.d_model ** -0.5
-            labels, keep = wb.labels, wb.target_mask
-        else:
-            h = shared_prompt_hidden(model, batch, wb, n)
-            labels, keep = wb.labels[:, 1:], wb.target_mask[:, 1:]
-        if self.opts.loss != "target_mean":
-            keep = labels != IGNORE
-        logits = model.get_output_embeddings()(h[keep]).float()
-        tok = h.new_zeros(labels.shape, dtype=torch.float32)
-        tok[keep] = -F.cross_entropy(logits, labels[keep], reduction="none")
-        return tok
+        """`conditioned_logprobs` through `model`'s forward (a DDP/FSDP wrapper's included)."""
+        route_conditioned_forward(unwrap_model(model))
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     labels=batch["labels"], **{WARMUP_BATCH: wb}, n=self.opts.n,
+                     every_label=self.opts.loss != "target_mean")
 
     # --- the loss ---------------------------------------------------------------------------
 
     def loss(self, model, batch):
+        plain = unwrap_model(model)
         t0 = time.perf_counter()
-        warmups = self.sample_warmups(model, batch)
+        warmups = self.sample_warmups(plain, batch)
         t1 = time.perf_counter()
-        wb = self.build(batch, warmups, decoder_start(model)).to(batch["input_ids"].device)
+        wb = self.build(batch, warmups, decoder_start(plain)).to(batch["input_ids"].device)
         tok = self.forward_logprobs(model, batch, wb)
         tmask, wmask = target_and_warmup_masks(wb, self.arch)
-        loss = warmup_loss(tok, tmask, wmask, self.opts.n, self.opts.loss)
+        loss = warmup_loss(tok, tmask, wmask, self.opts.n, self.opts.loss,
+                           self.opts.loss_normalization)
         logs = {"sample_seconds": t1 - t0,
                 "warmup_tokens": float(sum(len(c) for cs in warmups for c in cs))}
         return loss, logs
@@ -203,10 +245,11 @@ class Warmup(Method):
     @torch.no_grad()
     def decode(self, model, batch, decoding):
         start = time.perf_counter()
-        beams = decoding["num_beams"]
         sample = self.opts.decode_warmup == "sample"
-        out = generate(model, self.tokenizer, self.arch, batch, do_sample=sample,
-                       num_beams=1 if sample else beams, max_new_tokens=self.opts.warmup_len)
+        cfg = generation_config(decoding, self.tokenizer, model.config, do_sample=sample,
+                                num_beams=1 if sample else decoding["num_beams"],
+                                max_new_tokens=self.opts.warmup_len)
+        out = generate(model, self.arch, batch, cfg)
         if self.arch == ENCODER_DECODER:
             out = out[:, 1:]
         cut = [cut_warmup(r, self.sep_ids, self.stop) for r in out.tolist()]
@@ -221,15 +264,14 @@ class Warmup(Method):
     def decode_targets(self, model, batch, prefixes: list[list[int]],
                        decoding: dict[str, Any]) -> list[list[int]]:
         """Beam-search the target after each forced prefix `c SEP`; returns the new ids."""
-        kw = {"num_beams": decoding["num_beams"], "max_new_tokens": decoding["max_new_tokens"]}
+        cfg = generation_config(decoding, self.tokenizer, model.config)
         pad_id = self.tokenizer.pad_token_id
         if self.arch != ENCODER_DECODER:
             prompts = prompt_rows(batch, self.arch)
             rows = [p + w for p, w in zip(prompts, prefixes, strict=True)]
             ids = pad(rows, pad_id, left=True).to(batch["input_ids"].device)
             mask = pad([[1] * len(r) for r in rows], 0, left=True).to(ids.device)
-            out = generate(model, self.tokenizer, self.arch,
-                           {"input_ids": ids, "attention_mask": mask}, **kw)
+            out = generate(model, self.arch, {"input_ids": ids, "attention_mask": mask}, cfg)
             return [strip_specials(r, self.stop) for r in out.tolist()]
         results: list[list[int]] = [[] for _ in prefixes]
         by_len: dict[int, list[int]] = {}
@@ -239,12 +281,62 @@ class Warmup(Method):
             sub = {k: v[idx] for k, v in batch.items()}
             dec = torch.tensor([[decoder_start(model)] + prefixes[i] for i in idx],
                                device=batch["input_ids"].device)
-            out = model.generate(input_ids=sub["input_ids"], attention_mask=sub["attention_mask"],
-                                 decoder_input_ids=dec, pad_token_id=pad_id,
-                                 eos_token_id=self.tokenizer.eos_token_id, **kw)
+            out = generate(model, self.arch, sub, cfg, decoder_input_ids=dec)
             for i, row in zip(idx, out[:, length + 1 :].tolist(), strict=True):
                 results[i] = strip_specials(row, self.stop)
         return results
+
+
+WARMUP_BATCH = "warmup_batch"
+
+
+def route_conditioned_forward(model) -> None:
+    """Make `model(warmup_batch=wb, n=..., every_label=..., input_ids=..., attention_mask=...,
+    labels=...)` return `conditioned_logprobs`, computed inside the model's own forward; any
+    other call reaches the model's forward unchanged (generate, SFT-style calls). A DDP or FSDP
+    wrapper calls its module's forward, so the conditioned pass runs under the wrapper (its
+    gradient hooks fire, as for SFT). Idempotent; nothing of it is saved with the model."""
+    if getattr(model, "_plain_forward", None) is not None:
+        return
+    # bound methods, not closures: a deep copy of the model then routes to the copy
+    model._plain_forward = model.forward
+    model.forward = MethodType(_routed_forward, model)
+
+
+def _routed_forward(self, *args, **kwargs):
+    wb = kwargs.pop(WARMUP_BATCH, None)
+    if wb is None:
+        return self._plain_forward(*args, **kwargs)
+    return conditioned_logprobs(self, kwargs, wb, kwargs.pop("n"), kwargs.pop("every_label"))
+
+
+def conditioned_logprobs(model, batch: dict[str, torch.Tensor], wb: WarmupBatch, n: int,
+                         every_label: bool) -> torch.Tensor:
+    """Log-probability of each label token [B*n, T], 0 where the loss does not read it.
+
+    The encoder (decoder-only: the prompt) runs once per example and its states (the prompt's
+    KV cache) are expanded to the n continuations; the LM head and log-softmax run only on the
+    positions the loss reads (the target; with `every_label`, every labelled position).
+    """
+    if model.config.is_encoder_decoder:
+        enc = model.get_encoder()(input_ids=batch["input_ids"],
+                                  attention_mask=batch["attention_mask"])
+        hidden = enc.last_hidden_state.repeat_interleave(n, dim=0)  # expand, not recompute
+        mask = batch["attention_mask"].repeat_interleave(n, dim=0)
+        h = model.get_decoder()(input_ids=wb.input_ids, encoder_hidden_states=hidden,
+                                encoder_attention_mask=mask).last_hidden_state
+        if getattr(model.config, "scale_decoder_outputs", False):  # T5's tied-head rescale
+            h = h * model.config.d_model ** -0.5
+        labels, keep = wb.labels, wb.target_mask
+    else:
+        h = shared_prompt_hidden(model, batch, wb, n)
+        labels, keep = wb.labels[:, 1:], wb.target_mask[:, 1:]
+    if every_label:
+        keep = labels != IGNORE
+    logits = model.get_output_embeddings()(h[keep]).float()
+    tok = h.new_zeros(labels.shape, dtype=torch.float32)
+    tok[keep] = -F.cross_entropy(logits, labels[keep], reduction="none")
+    return tok
 
 
 def shared_prompt_hidden(model, batch: dict[str, torch.Tensor], wb: WarmupBatch,
@@ -326,18 +418,21 @@ def target_and_warmup_masks(wb: WarmupBatch, arch: str) -> tuple[torch.Tensor, t
 
 
 def warmup_loss(tok_logp: torch.Tensor, target_mask: torch.Tensor, warmup_mask: torch.Tensor,
-                n: int, variant: str) -> torch.Tensor:
+                n: int, variant: str, normalization: str = "token") -> torch.Tensor:
     """The loss of one batch from per-token log-probs [B*n, T] (rows example-major).
 
-    CE_i = -mean over y tokens of log p; joint CE_i = -mean over c_i, SEP and y tokens.
+    CE_i = -sum over y tokens of log p, joint CE_i = -sum over c_i, SEP and y tokens, each over
+    the row's own token count (`sequence`) or the batch's mean count per row (`token`: the
+    mean over rows is then the NLL of all counted tokens over their number, as SFT's loss).
+    The REINFORCE reward is -CE_i over the row's own count either way (a property of c_i).
     """
     tmask, wmask = target_mask.float(), warmup_mask.float()
-    ce = -(tok_logp * tmask).sum(-1) / tmask.sum(-1).clamp_min(1)  # [B*n]
-    ce = ce.view(-1, n)
+    t_sum = -(tok_logp * tmask).sum(-1)  # [B*n]
+    ce = row_losses(t_sum, tmask.sum(-1), normalization).view(-1, n)
     if variant == "target_mean":
         return ce.mean()
     jmask = tmask + wmask
-    joint = (-(tok_logp * jmask).sum(-1) / jmask.sum(-1).clamp_min(1)).view(-1, n)
+    joint = row_losses(-(tok_logp * jmask).sum(-1), jmask.sum(-1), normalization).view(-1, n)
     if variant == "joint":
         return joint.mean()
     if variant == "reward_weighted":
@@ -346,8 +441,7 @@ def warmup_loss(tok_logp: torch.Tensor, target_mask: torch.Tensor, warmup_mask: 
         return (w * joint).sum(-1).mean()
     if variant == "reinforce":
         g = (tok_logp * wmask).sum(-1).view(-1, n)  # log P(c_i SEP | x)
-        reward = (-ce).detach()
+        reward = (-t_sum / tmask.sum(-1).clamp_min(1)).view(-1, n).detach()
         advantage = reward - reward.mean(-1, keepdim=True)
         return ce.mean() - (advantage * g).mean()
     raise ValueError(f"unknown warmup loss '{variant}'")
-
