@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repro.io import DataError, read_jsonl
+from repro.io import DataError, read_json, read_jsonl
 from repro.kilt_format import page_id, passage_index, retrieved_passages
 from repro.metrics import kilt
+from repro.metrics.align import _few, align
 from repro.metrics.classification import accuracy_macro_f1, parse_choice
 from repro.metrics.comet import comet_score
 from repro.metrics.grounding import grounding
 from repro.metrics.mt import bleu_chrf
+from repro.metrics.strict import not_applicable, require
 from repro.metrics.summarization import bertscore, rouge
 from repro.metrics.warmup_analysis import warmup_analysis
 
@@ -26,37 +28,6 @@ TASK_METRICS: dict[str, list[str]] = {
         "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding",
     ],
 }
-
-
-def _few(ids: list[Any], k: int = 5) -> str:
-    shown = ", ".join(repr(i) for i in ids[:k])
-    return shown + (f", ... ({len(ids) - k} more)" if len(ids) > k else "")
-
-
-def align(predictions: list[dict[str, Any]], references: list[dict[str, Any]]) -> list[dict]:
-    """Predictions reordered to follow the references by "id"; DataError on any mismatch."""
-    by_id: dict[Any, dict[str, Any]] = {}
-    for i, pred in enumerate(predictions):
-        if "id" not in pred:
-            raise DataError(f"prediction #{i + 1} has no id")
-        if pred["id"] in by_id:
-            raise DataError(f"duplicate prediction id {pred['id']!r}")
-        by_id[pred["id"]] = pred
-    ref_ids = []
-    for i, ref in enumerate(references):
-        if "id" not in ref:
-            raise DataError(f"reference #{i + 1} has no id")
-        ref_ids.append(ref["id"])
-    missing = [i for i in ref_ids if i not in by_id]
-    extra = sorted(set(by_id) - set(ref_ids), key=str)
-    if missing or extra or len(predictions) != len(references):
-        parts = [f"{len(predictions)} predictions for {len(references)} references"]
-        if missing:
-            parts.append(f"{len(missing)} missing ({_few(missing)})")
-        if extra:
-            parts.append(f"{len(extra)} extra ({_few(extra)})")
-        raise DataError("; ".join(parts))
-    return [by_id[i] for i in ref_ids]
 
 
 def _hypothesis(pred: dict[str, Any]) -> str | None:
@@ -100,12 +71,14 @@ def evaluate_task(
     references: list[dict[str, Any]],
     cfg: dict[str, Any],
     passages: list[dict[str, Any]] | None = None,
+    comet: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of `task`, {name: {"value", "signature", ...} | {"skipped"}}, in TASK_METRICS order.
 
     cfg: target_lang, metrics (subset to compute), bertscore {...}, comet {...}; for knowledge
     kilt_task and grounding {...}, with `passages` the corpus the predictions retrieved from. A
-    missing hypothesis (None) scores as empty output, or as an unparsable choice.
+    missing hypothesis (None) scores as empty output, or as an unparsable choice. `comet`: the
+    COMET entry already computed (by the pipeline's comet rule), else COMET is computed here.
     """
     wanted = _wanted(task, cfg)
     if task == "knowledge":
@@ -121,7 +94,8 @@ def evaluate_task(
             out.update(bleu_chrf(hyps, targets, cfg.get("target_lang")))
         if "comet" in wanted:
             sources = [r.get("source", "") for r in references]
-            out.update(comet_score(sources, hyps, targets, cfg.get("comet") or {}))
+            out["comet"] = comet or comet_score(sources, hyps, targets,
+                                                cfg.get("comet") or {})["comet"]
     elif task == "summarization":
         targets = _targets(references)
         if {"rouge1", "rouge2", "rougeL"} & set(wanted):
@@ -226,10 +200,10 @@ def knowledge_metrics(
         if m not in kilt.TASK_DOWNSTREAM[kind]:
             why = (f"not a KILT metric of kilt_task {kind} "
                    f"({', '.join(kilt.TASK_DOWNSTREAM[kind])})")
-            out[m] = out[f"kilt_{m}"] = {"skipped": why}
+            out[m] = out[f"kilt_{m}"] = not_applicable(why)
             continue
         out[m] = _entry(per.get(m, []), sig, no_answer, unanswerable=unanswerable)
-        out[f"kilt_{m}"] = ({"skipped": no_ret} if retrieved is None else _entry(
+        out[f"kilt_{m}"] = (not_applicable(no_ret) if retrieved is None else _entry(
             per.get(f"kilt_{m}", []), f"{sig}|credit=r_precision==1", no_answer,
             unanswerable=unanswerable))
     out["answer_in_output"] = _entry(per.get("answer_in_output", []),
@@ -237,7 +211,7 @@ def knowledge_metrics(
                                      unanswerable=unanswerable)
     rk = f"recall_at_{kilt.RECALL_K}"
     if retrieved is None:
-        out.update({m: {"skipped": no_ret} for m in ("r_precision", rk, "answer_in_retrieved")})
+        out.update({m: not_applicable(no_ret) for m in ("r_precision", rk, "answer_in_retrieved")})
     else:
         rsig = "kilt|page=wikipedia_id|empty-provenance=0"
         out["r_precision"] = _entry(per["r_precision"], rsig, "no examples", no_provenance=no_prov)
@@ -263,11 +237,14 @@ def evaluate_files(
     references_path: str | os.PathLike[str],
     cfg: dict[str, Any],
     passages_path: str | os.PathLike[str] | None = None,
+    comet_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate jsonl predictions against jsonl references: {"task", "n", "metrics"}.
 
     Knowledge tasks also read the passages the predictions retrieved from (default:
-    passages.jsonl beside the references)."""
+    passages.jsonl beside the references); translation takes its COMET entry from comet_path
+    (the comet rule's output) when given. With cfg["strict"], a metric that cannot run raises
+    MetricUnavailable naming cfg["run"] instead of being recorded as skipped."""
     predictions = read_jsonl(predictions_path)
     references = read_jsonl(references_path)
     if len(predictions) != len(references):
@@ -289,7 +266,9 @@ def evaluate_files(
         except DataError as e:
             raise DataError(f"{predictions_path} (passages {passages_path}): {e}") from e
     else:
-        result["metrics"] = evaluate_task(task, predictions, references, cfg)
+        comet = read_json(comet_path)["comet"] if comet_path else None
+        result["metrics"] = evaluate_task(task, predictions, references, cfg, comet=comet)
+    require(result["metrics"], cfg.get("run") or str(predictions_path), bool(cfg.get("strict")))
     if any("warmup" in p for p in predictions):
         by_id = {p["id"]: p for p in predictions}
         ordered = [by_id[r["id"]] for r in references]
