@@ -20,6 +20,21 @@ RUNS = rc.expand_runs(config)
 TRAIN_RUNS = rc.training_runs(config)  # differ from RUNS where a dataset has train_on
 TASKS = sorted({r.task for r in RUNS})
 
+# metrics.strict: a metric model missing offline is printed now (also in a dry run) and stops
+# a real run before its first job, not after days of training.
+from repro.metrics.availability import stop_if_unavailable, strict_problems
+
+METRIC_PROBLEMS = strict_problems(
+    config, TASKS, {m.name for m in workflow.deployment_settings.deployment_method}
+)
+for _line in METRIC_PROBLEMS:
+    print(f"metrics.strict: {_line}", file=sys.stderr)
+
+
+onstart:
+    stop_if_unavailable(METRIC_PROBLEMS)
+
+
 # Multi-GPU training jobs: say how each will be launched (also in a dry run).
 from repro.launch import launch_plan
 
@@ -64,6 +79,16 @@ def predict_params(wildcards):
 
 def evaluate_params(wildcards):
     return rc.evaluate_params(config, run_of(wildcards))
+
+
+def comet_params(wildcards):
+    return rc.comet_params(config, run_of(wildcards))
+
+
+def comet_of(wildcards):
+    """The run's COMET scores (translation runs, when metrics.comet.model is set)."""
+    run = run_of(wildcards)
+    return f"{run.dir}/comet.json" if rc.scores_comet(config, run) else []
 
 
 def train_gpu(wildcards):
