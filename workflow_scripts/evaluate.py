@@ -15,6 +15,7 @@ result = evaluate_files(
     snakemake.input.references,  # noqa: F821
     cfg,
     snakemake.input.passages,  # noqa: F821
+    snakemake.input.comet or None,  # noqa: F821
 )
 result["run"] = cfg["run"]
 result["provenance"] = provenance(snakemake.params.metrics)  # noqa: F821

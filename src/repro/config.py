@@ -208,8 +208,28 @@ def evaluate_params(config: dict[str, Any], run: Run) -> str:
     `metrics` is kept."""
     r = resolve(config, run)
     others = other_tasks_metrics(run.task)
-    return canonical_json({"run": r["run"],
-                           **{k: v for k, v in r["metrics"].items() if k not in others}})
+    kept = {k: v for k, v in r["metrics"].items() if k not in others}
+    if "comet" in kept:  # where the COMET interpreter lives changes no score
+        kept["comet"] = _without(kept["comet"], "python")
+    return canonical_json({"run": r["run"], **kept})
+
+
+def _without(section: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    return {k: v for k, v in (section or {}).items() if k != key}
+
+
+def scores_comet(config: dict[str, Any], run: Run) -> bool:
+    """Whether the run has a COMET job: a translation run, with metrics.comet.model set."""
+    return run.task == "translation" and bool((config.get("metrics", {}).get("comet") or {})
+                                              .get("model"))
+
+
+def comet_params(config: dict[str, Any], run: Run) -> str:
+    """The comet rule's slice: the run, metrics.comet (without `python`: where the interpreter
+    lives changes no score) and metrics.strict."""
+    metrics = config.get("metrics", {})
+    return canonical_json({"run": run.fields(), "comet": _without(metrics.get("comet"), "python"),
+                           "strict": bool(metrics.get("strict", False))})
 
 
 def dataset_params(config: dict[str, Any], dataset: str, part: str) -> str:

@@ -1,9 +1,11 @@
 """COMET, scored in a subprocess of the interpreter that has unbabel-comet installed.
 
-COMET needs transformers<5 and numpy<2, so it lives in its own venv. `comet_score` runs
-`<python> -m repro.metrics.comet --in X.json --out Y.json` there with PYTHONPATH set to our
-src/, and `main` (the worker) loads the checkpoint once and predicts in batches. This module
-imports only the standard library at top level, since the COMET venv has no repro deps.
+COMET needs transformers<5 and numpy<2, so it lives in its own environment: envs/comet.yaml
+(the pipeline's `comet` rule under `--sdm conda`) or .venv-comet (`make comet-env`).
+`comet_score` runs `<python> -m repro.metrics.comet --in X.json --out Y.json` there with
+PYTHONPATH set to our src/, and `main` (the worker) loads the checkpoint once and predicts in
+batches. This module imports only the standard library at top level, since the COMET
+environment has no repro deps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 SRC_DIR = Path(__file__).resolve().parents[2]
+REPO_DIR = SRC_DIR.parent
+VENV_PYTHON = Path(".venv-comet", "bin", "python")
+"""The interpreter `make comet-env` builds, relative to the working directory or the workflow."""
+NO_ENV = ("no COMET environment: run Snakemake with --sdm conda (envs/comet.yaml), build "
+          ".venv-comet with `make comet-env`, or set metrics.comet.python")
 
 
 def _skip(reason: str) -> dict[str, dict[str, Any]]:
@@ -44,14 +51,49 @@ def resolve_checkpoint(model: str) -> tuple[str | None, str | None]:
     return model, None
 
 
+def _has_unbabel_comet() -> bool:
+    """Whether this interpreter has unbabel-comet installed (its metadata: importing `comet`
+    could pick up another module of that name, e.g. a script's)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("unbabel-comet")
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def find_comet_python(override: str | None = None,
+                      roots: list[Path] | None = None) -> tuple[str | None, str | None]:
+    """(interpreter with unbabel-comet, reason when there is none).
+
+    In order: `override` (metrics.comet.python), this interpreter if it has comet (the rule's
+    conda environment), then .venv-comet/bin/python under each of `roots` (default: the
+    working directory, then this repository).
+    """
+    if override:
+        path = Path(override).expanduser()
+        if not path.is_file():
+            return None, f"COMET python interpreter not found: {override}"
+        return str(path), None
+    if _has_unbabel_comet():
+        return sys.executable, None
+    for root in roots if roots is not None else [Path.cwd(), REPO_DIR]:
+        candidate = Path(root) / VENV_PYTHON
+        if candidate.is_file():
+            return str(candidate.absolute()), None
+    return None, NO_ENV
+
+
 def comet_score(
     sources: list[str], hyps: list[str], refs: list[str], cfg: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """System-level COMET x100, or skipped with the reason it cannot be computed.
 
     cfg: model (checkpoint, model folder or hub id), batch_size, gpus (0 = CPU; at most one is
-    used), python (interpreter with unbabel-comet; default: this one). A worker crash that is
-    not a missing model/package raises RuntimeError with the end of its stderr.
+    used), python (interpreter with unbabel-comet; default: `find_comet_python`), threads (CPU
+    threads of the worker; default: torch's). A worker crash that is not a missing
+    model/package raises RuntimeError with the end of its stderr.
     """
     from repro.io import DataError, read_json, write_json  # parent side only
 
@@ -63,14 +105,16 @@ def comet_score(
     checkpoint, reason = resolve_checkpoint(str(model))
     if reason:
         return _skip(reason)
-    python = str(cfg.get("python") or sys.executable)
-    if not Path(python).is_file():
-        return _skip(f"COMET python interpreter not found: {python}")
+    python, reason = find_comet_python(cfg.get("python"))
+    if python is None:
+        return _skip(str(reason))
     if not hyps:
         return _skip("no examples")
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC_DIR), env.get("PYTHONPATH")) if p)
+    if cfg.get("threads"):
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(int(cfg["threads"]))
     with tempfile.TemporaryDirectory(prefix="comet-") as tmp:
         in_path, out_path = Path(tmp, "in.json"), Path(tmp, "out.json")
         write_json(
@@ -100,6 +144,38 @@ def comet_score(
             "n": len(result["scores"]),
         }
     }
+
+
+def score_files(predictions_path: str | os.PathLike[str], references_path: str | os.PathLike[str],
+                params: dict[str, Any], python: str | None = None,
+                threads: int | None = None) -> dict[str, Any]:
+    """The pipeline's comet rule: {"run", "n", "comet": entry} of a translation run.
+
+    params: the rule's params ({"run", "comet": metrics.comet without `python`, "strict"});
+    `python` overrides the interpreter search; `threads`: the job's CPU threads. Under strict,
+    a COMET that cannot run raises MetricUnavailable (so that no skip is cached as this rule's
+    output).
+    """
+    from repro.io import DataError, align, read_jsonl
+    from repro.metrics.strict import require
+
+    predictions, references = read_jsonl(predictions_path), read_jsonl(references_path)
+    try:
+        preds = align(predictions, references)
+    except DataError as e:
+        raise DataError(f"{predictions_path}: {e}") from e
+    for ref in references:
+        if not isinstance(ref.get("target"), str):
+            raise DataError(f"{references_path}: reference {ref.get('id')!r} has no target")
+    bad = [p["id"] for p in preds if not isinstance(p.get("hypothesis") or "", str)]
+    if bad:
+        raise DataError(f"{predictions_path}: prediction {bad[0]!r}: hypothesis is not a string")
+    hyps = [p.get("hypothesis") or "" for p in preds]
+    result = comet_score([r.get("source", "") for r in references], hyps,
+                         [r["target"] for r in references],
+                         {**params.get("comet", {}), "python": python, "threads": threads})
+    require(result, params["run"], bool(params.get("strict")))
+    return {"run": params["run"], "n": len(references), **result}
 
 
 # ---- worker: runs in the COMET interpreter; standard library + comet only ----

