@@ -19,9 +19,10 @@ from repro.io import canonical_json
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # Keys of a model entry that do not change what the model is (they must not trigger reruns).
 NOT_MODEL_IDENTITY = ("training", "resources")
-# Keys of a dataset entry that do not change the data (kilt_task only picks the metrics;
-# train_on and index only say which model and index its test split is decoded with).
-NOT_DATA_IDENTITY = ("training", "kilt_task", "train_on", "index")
+# Keys of a dataset entry that do not change the data (kilt_task and knowledge_metrics only
+# pick the metrics; train_on and index only say which model and index its test split is
+# decoded with).
+NOT_DATA_IDENTITY = ("training", "kilt_task", "knowledge_metrics", "train_on", "index")
 
 
 class ConfigError(ValueError):
@@ -210,7 +211,9 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "metrics": {
             "task": run.task,
             "target_lang": dataset.get("target_lang"),
-            **({"kilt_task": dataset.get("kilt_task", "qa")} if run.task == "knowledge" else {}),
+            **({"kilt_task": dataset.get("kilt_task", "qa"),
+                "knowledge_metrics": dataset.get("knowledge_metrics") or {}}
+               if run.task == "knowledge" else {}),
             **config.get("metrics", {}),
         },
     }
@@ -238,9 +241,12 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "summarization": ("rouge1", "rouge2", "rougeL", "bertscore"),
     "multiple_choice": ("accuracy", "macro_f1"),
     "knowledge": ("correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
-                  "retrieval", "r_precision", "recall_at_5", "answer_in_retrieved",
+                  "str_em", "str_hit", "claims_nli", "retrieval", "support_exist",
+                  "r_precision", "recall_at_5", "answer_in_retrieved",
                   "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding"),
 }
+# Sections of `metrics` that only a task's metrics read, besides the metric names above.
+TASK_METRIC_SECTIONS: dict[str, tuple[str, ...]] = {"knowledge": ("true_nli",)}
 
 
 def evaluate_params(config: dict[str, Any], run: Run) -> str:
@@ -248,8 +254,9 @@ def evaluate_params(config: dict[str, Any], run: Run) -> str:
     that editing metrics.bertscore does not rescore translation runs); anything else in
     `metrics` is kept."""
     r = resolve(config, run)
-    others = {m for task, names in TASK_METRICS.items() if task != run.task for m in names}
-    others -= set(TASK_METRICS.get(run.task, ()))
+    others = {m for task, names in (*TASK_METRICS.items(), *TASK_METRIC_SECTIONS.items())
+              if task != run.task for m in names}
+    others -= {*TASK_METRICS.get(run.task, ()), *TASK_METRIC_SECTIONS.get(run.task, ())}
     return canonical_json({"run": r["run"],
                            **{k: v for k, v in r["metrics"].items() if k not in others}})
 
