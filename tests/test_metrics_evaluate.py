@@ -253,10 +253,8 @@ def test_knowledge_files_per_example(tmp_path):
         evaluate_files("knowledge", tmp_path / "predictions.jsonl", data / "test.jsonl", {})
 
 
-def test_kilt_task_reaches_evaluation_only():
-    """datasets.<name>.kilt_task (schema default qa) is in the evaluation params of knowledge
-    runs and nowhere else, so editing it reruns only their evaluation."""
-    import copy
+def _config_with_knowledge_dataset():
+    """config/test.yaml plus a knowledge dataset "kb" decoded by an sft run, validated."""
     from pathlib import Path
 
     from repro import config as rc
@@ -267,6 +265,17 @@ def test_kilt_task_reaches_evaluation_only():
     cfg["experiments"].append({"datasets": ["kb"], "models": ["tiny_t5"],
                                "methods": {"sft": {"default": {}}}})
     rc.validate_config(cfg)
+    return cfg
+
+
+def test_kilt_task_reaches_evaluation_only():
+    """datasets.<name>.kilt_task (schema default qa) is in the evaluation params of knowledge
+    runs and nowhere else, so editing it reruns only their evaluation."""
+    import copy
+
+    from repro import config as rc
+
+    cfg = _config_with_knowledge_dataset()
     assert cfg["datasets"]["kb"]["kilt_task"] == "qa"
     assert cfg["metrics"]["grounding"]["model"] is None
     runs = rc.expand_runs(cfg)
@@ -443,16 +452,10 @@ def test_span_grounding_in_the_knowledge_path(monkeypatch, tiny_true_nli):
 
 def test_knowledge_metrics_and_true_nli_reach_the_right_evaluations():
     import copy
-    from pathlib import Path
 
     from repro import config as rc
 
-    cfg = rc.load_config(Path(__file__).resolve().parents[1] / "config" / "test.yaml")
-    cfg["datasets"]["kb"] = {"task": "knowledge", "source": {"kind": "synthetic",
-                                                             "generator": "knowledge"}}
-    cfg["experiments"].append({"datasets": ["kb"], "models": ["tiny_t5"],
-                               "methods": {"sft": {"default": {}}}})
-    rc.validate_config(cfg)
+    cfg = _config_with_knowledge_dataset()
     assert cfg["datasets"]["kb"]["knowledge_metrics"] == {"page_match": "wikipedia_id"}
     runs = rc.expand_runs(cfg)
     edited = copy.deepcopy(cfg)

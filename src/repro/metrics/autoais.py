@@ -35,6 +35,7 @@ from typing import Any
 
 from repro.metrics.alce import Judge, remove_citations
 from repro.metrics.grounding import format_passage  # eval_metric.py 782-793
+from repro.metrics.true_nli import judge_from_config, signature
 
 Splitter = Callable[[str], list[str]]
 CITATION = re.compile(r"\[\d+")  # eval_metric.py 855, 877
@@ -207,8 +208,7 @@ def span_grounding(
 
     cfg: metrics.grounding (at_most_passages, 3); true_cfg: metrics.true_nli (the model).
     """
-    from repro.metrics.grounding import _sentence_splitter
-    from repro.metrics.true_nli import judge_from_config, signature
+    from repro.metrics.grounding import _sentence_splitter  # looked up per call (tests patch it)
 
     spans = prediction_spans(preds, index)
     if spans is None:
