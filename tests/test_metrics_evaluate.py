@@ -216,9 +216,10 @@ def test_knowledge_without_retrieval_and_bad_input():
     out = evaluate_task("knowledge", preds, KB_REFS, {})
     why = "predictions have no 'retrieved' passages (run without retrieval)"
     assert out["retrieval"] == {"skipped": why, "metric": "answer_in_retrieved"}
-    for m in ("r_precision", "recall_at_5", "answer_in_retrieved", "kilt_exact_match",
-              "kilt_f1"):
+    for m in ("support_exist", "r_precision", "recall_at_5", "answer_in_retrieved",
+              "kilt_exact_match", "kilt_f1"):
         assert out[m] == {"skipped": why}, m
+    assert "not_applicable" in out["kilt_accuracy"]  # not a qa metric, retrieval or not
     assert out["exact_match"]["value"] == pytest.approx(50.0)
     with pytest.raises(DataError, match=r"1 predictions lack 'retrieved'.*'a'"):
         evaluate_task("knowledge", [preds[0], *KB_PREDS[1:]], KB_REFS, {}, passages=KB_PASSAGES)

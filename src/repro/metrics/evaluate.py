@@ -332,8 +332,9 @@ def knowledge_metrics(
                "scores retrieval for the KILT sets only (eval_metric.py 1596-1619)")
         out.update({m: {"not_applicable": why} for m in RETRIEVAL_METRICS})
         out["retrieval"] = {"not_applicable": why, "metric": "none"}
-    elif retrieved is None:
-        out.update({m: {"skipped": no_ret} for m in RETRIEVAL_METRICS})
+    elif retrieved is None:  # (the kilt_* scores: above)
+        out.update({m: {"skipped": no_ret} for m in ("support_exist", "r_precision", rk,
+                                                     "answer_in_retrieved")})
     else:
         rsig = f"kilt|page={page_match}|empty-provenance=0"
         out["r_precision"] = _entry(per["r_precision"], rsig, "no examples", no_provenance=no_prov)
