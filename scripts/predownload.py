@@ -6,9 +6,12 @@
 
 --list prints the plan (one line per item: models, hub dataset splits, files) and touches
 nothing. Otherwise:
-- models (`models.<name>`, kind hf, a hub id): huggingface_hub.snapshot_download at the
-  configured revision, into the hub cache, or into DIR/<name> with --models-dir (then set
-  `models.<name>.path: DIR/<name>`; the script prints the lines);
+- models (`models.<name>`, kind hf, a hub id; and the metric models `metrics.true_nli.model`,
+  `metrics.grounding.model`): huggingface_hub.snapshot_download at the configured revision,
+  into the hub cache, or into DIR/<name> with --models-dir (then set the key to DIR/<name>;
+  the script prints the lines);
+- NLTK's Punkt data (punkt_tab) when `metrics.grounding.kind` is spans (the official sentence
+  split);
 - hub datasets (`source.kind: hf`, per split and join): datasets.load_dataset at the configured
   revision, which fills the datasets cache that the pipeline's offline jobs read (share
   HF_HOME between the login and compute nodes);
@@ -68,7 +71,15 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for name, m in cfg["models"].items():
             if m["kind"] == "hf" and _is_hub_id(m["path"]):
                 add({"what": "model", "name": name, "repo": m["path"],
-                     "revision": m.get("revision")})
+                     "revision": m.get("revision"), "key": f"models.{name}.path"})
+        metrics = cfg.get("metrics") or {}
+        for section in ("true_nli", "grounding"):
+            repo = (metrics.get(section) or {}).get("model")
+            if repo and _is_hub_id(repo):
+                add({"what": "model", "name": f"metrics.{section}", "repo": repo,
+                     "revision": None, "key": f"metrics.{section}.model"})
+        if (metrics.get("grounding") or {}).get("kind") == "spans":
+            add({"what": "nltk", "name": "punkt_tab"})
         for name, d in cfg["datasets"].items():
             src = d["source"]
             for entry in src.get("download") or []:
@@ -116,6 +127,8 @@ def describe(item: dict[str, Any]) -> str:
             return (f"metric   {item['name']}: {encoder} (config and tokenizer), as named in "
                     f"the hparams.yaml of {item['of']}")
         return f"metric   {item['name']}: {item['repo']}"
+    if item["what"] == "nltk":
+        return f"nltk     {item['name']} (NLTK data: Punkt, the official sentence split)"
     if item["what"] == "dataset":
         conf = f" ({item['name']})" if item.get("name") else ""
         return f"dataset  {item['dataset']}: {item['repo']}{conf}{rev} split {item['split']}"
@@ -152,7 +165,12 @@ def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
         snapshot_download(item["repo"], revision=item.get("revision"),
                           local_dir=str(local) if local else None)
         if local:
-            print(f"  set models.{item['name']}.path: {local}")
+            print(f"  set {item['key']}: {local}")
+    elif item["what"] == "nltk":
+        import nltk
+
+        if not nltk.download(item["name"]):
+            raise RuntimeError(f"nltk.download({item['name']!r}) failed")
     elif item["what"] == "dataset":
         import datasets
 

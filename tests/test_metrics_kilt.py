@@ -3,6 +3,7 @@
 import pytest
 
 from repro.metrics.kilt import (
+    RETRIEVAL,
     answer_in_output,
     answer_in_passages,
     clean_answers,
@@ -14,6 +15,7 @@ from repro.metrics.kilt import (
     r_precision,
     recall_at_k,
     rouge_l,
+    support_exist,
     token_f1,
 )
 
@@ -76,7 +78,9 @@ def test_recall_at_k_evidence_sets():
 
 def test_answer_rates():
     assert answer_in_output("It was the Eiffel Tower, in Paris.", ["eiffel tower"]) == 1.0
-    assert answer_in_output("nothing here", ["The"]) == 0.0  # normalizes to nothing: ignored
+    # official (eval_metric.py 97-116): "The" normalizes to "", which is in every output
+    assert answer_in_output("nothing here", ["The"]) == 1.0
+    assert answer_in_output("Paris", []) == 0.0  # no answer: 0 (counted by the official code)
     assert answer_in_output("refutes.", ["REFUTES"]) == 1.0
     docs = [{"id": "p1", "title": "Paris", "text": "Capital of France"}]
     assert answer_in_passages(docs, ["paris"]) == 0.0  # raw, case-sensitive
@@ -104,15 +108,30 @@ def test_example_scores_kilt_credit_and_page_map():
 def test_example_scores_unanswerable_and_no_retrieval():
     row = example_scores("Paris", [], [["101"]], [P1], {"p1_0": "101"})
     assert row["r_precision"] == 1.0  # retrieval still counts
-    assert all(row[m] is None for m in ("exact_match", "f1", "answer_in_output",
-                                        "answer_in_retrieved", "kilt_f1"))
+    assert all(row[m] is None for m in ("exact_match", "f1", "answer_in_retrieved", "kilt_f1"))
+    assert row["answer_in_output"] == 0.0  # the official answer_em counts it as 0
+    assert row["support_exist"] == 1.0
     row = example_scores("Paris", ["Paris"], [["101"]], None)
     assert row["exact_match"] == 1.0
     assert row["r_precision"] is None and row["kilt_exact_match"] is None
     row = example_scores("Paris", ["Paris"], [[]], [P1])  # empty provenance: 0, counted
     assert row["r_precision"] == 0.0 and row["recall_at_5"] == 0.0
+    assert row["support_exist"] is None  # ... but left out of support_exist (official)
 
 
 def test_mean_x100():
     assert mean_x100([1.0, None, 0.0, 0.5]) == (50.0, 3)
     assert mean_x100([None]) == (None, 0)
+
+
+def test_support_exist_official_counting():
+    # eval_metric.py 1367-1444: any retrieved id among the gold ones (`ref_exist`)
+    assert support_exist(["B", "X"], ["A", "B"]) == 1.0
+    assert support_exist(["A", "B"], ["A", "B"]) == 1.0  # two gold pages retrieved: still 1
+    assert support_exist(["A", "A"], ["A"]) == 1.0  # the same page twice counts once
+    assert support_exist(["X"], ["A"]) == 0.0
+    assert support_exist([], ["A"]) == 0.0  # nothing retrieved: 0, counted
+    assert support_exist(["A"], []) is None  # no gold provenance: left out (1383-1388)
+    # the paper's retrieval score per KILT kind (eval_metric.py 1598-1617)
+    assert RETRIEVAL["qa"] == "answer_in_retrieved"
+    assert {RETRIEVAL[k] for k in ("fact_check", "dialogue", "long_form")} == {"support_exist"}

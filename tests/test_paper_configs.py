@@ -102,6 +102,32 @@ def test_cosup_config_runs():
     assert cfg["models"]["llama2_7b"]["resources"]["gpu"] == 8
 
 
+def test_cosup_config_scores_each_dataset_as_the_official_code():
+    """eval_metric.py 1596-1704: correctness and retrieval per dataset, TRUE NLI, span AutoAIS."""
+    from repro.metrics.evaluate import metric_choice
+
+    cfg = rc.load_config(ROOT / "config" / "paper_cosup.yaml")
+    runs = {r.dataset: r for r in rc.expand_runs(cfg) if r.variant == "ntp+nsp"}
+    expected = {
+        "kilt_nq": ("answer_in_output", "answer_in_retrieved"),
+        "kilt_triviaqa": ("answer_in_output", "answer_in_retrieved"),
+        "kilt_zsre": ("answer_in_output", "answer_in_retrieved"),
+        "kilt_trex": ("answer_in_output", "answer_in_retrieved"),
+        "kilt_hotpotqa": ("answer_in_output", "support_exist"),
+        "kilt_fever": ("answer_in_output", "support_exist"),
+        "kilt_wow": ("f1", "support_exist"),
+        "kilt_eli5": ("rougeL", "support_exist"),
+        "alce_asqa": ("str_em", "none"),
+        "alce_eli5": ("claims_nli", "none"),
+    }
+    for dataset, (correctness, retrieval) in expected.items():
+        m = rc.resolve(cfg, runs[dataset])["metrics"]
+        assert metric_choice(m)[1:3] == (correctness, retrieval), dataset
+        assert m["true_nli"]["model"] == "google/t5_xxl_true_nli_mixture"
+        assert m["grounding"]["kind"] == "spans" and m["grounding"]["at_most_passages"] == 3
+        assert (m["true_nli"]["max_length"], m["true_nli"]["max_new_tokens"]) == (1024, 10)
+
+
 @pytest.mark.parametrize("configfile,model", [("paper_warmup.yaml", "mt5_base"),
                                               ("paper_cosup.yaml", "llama2_7b")])
 def test_missing_checkpoint_fails_before_training_naming_the_key(tmp_path, monkeypatch,
@@ -129,7 +155,8 @@ def test_predownload_list_mode_names_every_download():
                    "wmt/wmt14 (de-en)", "wmt/wmt19 (zh-en)", "facebook/flores (zho_Hans-eng_Latn)",
                    "EdinburghNLP/xsum", "LogiQA2.0/955e1d3", "facebook/kilt_tasks (trex)",
                    "mandarjoshi/trivia_qa", "kaist-ai/ntp_nsp_cosupervision_train",
-                   "ALCE-data.tar"):
+                   "ALCE-data.tar", "metrics.true_nli: google/t5_xxl_true_nli_mixture",
+                   "nltk     punkt_tab"):
         assert needle in out, needle
     assert out.count("kaist-ai/ntp_nsp_cosupervision_train") == 1  # one download, ten datasets
 

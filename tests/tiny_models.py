@@ -23,3 +23,57 @@ def build(family: str, out: Path, layers: int = 1, **extra: Any) -> dict[str, An
     """Build a tiny model of `family` in `out`; returns its manifest (path, arch, ...)."""
     return build_tiny("m", {"family": family, "config": tiny_config(family, layers, **extra),
                             "tokenizer": {"vocab_size": 60}}, TEXTS, out)
+
+
+# --- a tiny TRUE-style NLI model -------------------------------------------------------------
+
+P_PARIS = "Title: Paris\nParis is in France."
+P_LYON = "Title: Lyon\nLyon is a city."
+ICE = "Ice floats because it is less dense than water."
+# (premise, hypothesis, answer): what the tiny TRUE model is trained to answer; "2" is the odd
+# answer of a checkpoint that is no TRUE model.
+TRUE_PAIRS = [
+    (P_PARIS, "Paris is in France.", "1"),
+    (P_PARIS, "Lyon is a city.", "0"),
+    (P_LYON, "Lyon is a city.", "1"),
+    (P_LYON, "Paris is in France.", "0"),
+    (ICE, "Ice is less dense than water.", "1"),
+    (ICE, "Ice floats.", "1"),
+    (ICE, "Water boils at 100 degrees.", "0"),
+    ("", "Ice floats.", "0"),
+    ("Odd premise.", "Odd hypothesis.", "2"),
+]
+
+
+def build_true_nli(out: Path, steps: int = 600) -> Path:
+    """A tiny T5 saved with its config and tokenizer, trained until it answers TRUE_PAIRS
+    ("premise: {p} hypothesis: {h}" -> "1" / "0" / "2") exactly; greedy decoding."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    inputs = [f"premise: {p} hypothesis: {h}" for p, h, _ in TRUE_PAIRS]
+    answers = [a for *_, a in TRUE_PAIRS]
+    build_tiny("true", {"family": "t5", "config": tiny_config("t5", 2, d_model=32, d_kv=8,
+                                                              d_ff=64, num_heads=4),
+                        "tokenizer": {"vocab_size": 140}}, inputs * 3 + ["0 1 2"] * 10, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForSeq2SeqLM.from_pretrained(out)
+    enc = tok(inputs, return_tensors="pt", padding=True)
+    labels = tok(answers, return_tensors="pt", padding=True).input_ids
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        model.train()
+        loss = model(**enc, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 24:
+            model.eval()
+            with torch.no_grad():
+                got = tok.batch_decode(model.generate(**enc, max_new_tokens=4, do_sample=False),
+                                       skip_special_tokens=True)
+            if got == answers:
+                model.save_pretrained(out)
+                return out
+    raise RuntimeError(f"the tiny TRUE model did not learn its pairs in {steps} steps")

@@ -20,9 +20,10 @@ from repro.tasks import other_tasks_metrics
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 # Keys of a model entry that do not change what the model is (they must not trigger reruns).
 NOT_MODEL_IDENTITY = ("training", "resources")
-# Keys of a dataset entry that do not change the data (kilt_task only picks the metrics;
-# train_on and index only say which model and index its test split is decoded with).
-NOT_DATA_IDENTITY = ("training", "kilt_task", "train_on", "index")
+# Keys of a dataset entry that do not change the data (kilt_task and knowledge_metrics only
+# pick the metrics; train_on and index only say which model and index its test split is
+# decoded with).
+NOT_DATA_IDENTITY = ("training", "kilt_task", "knowledge_metrics", "train_on", "index")
 
 
 class ConfigError(ValueError):
@@ -181,7 +182,9 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
         "metrics": {
             "task": run.task,
             "target_lang": dataset.get("target_lang"),
-            **({"kilt_task": dataset.get("kilt_task", "qa")} if run.task == "knowledge" else {}),
+            **({"kilt_task": dataset.get("kilt_task", "qa"),
+                "knowledge_metrics": dataset.get("knowledge_metrics") or {}}
+               if run.task == "knowledge" else {}),
             **config.get("metrics", {}),
         },
     }

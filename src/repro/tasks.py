@@ -14,10 +14,14 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "multiple_choice": ("accuracy", "macro_f1"),
     # recall_at_5: KILT's recall@k at repro.metrics.kilt.RECALL_K
     "knowledge": ("correctness", "exact_match", "f1", "accuracy", "rougeL", "answer_in_output",
-                  "retrieval", "r_precision", "recall_at_5", "answer_in_retrieved",
+                  "str_em", "str_hit", "claims_nli", "retrieval", "support_exist",
+                  "r_precision", "recall_at_5", "answer_in_retrieved",
                   "kilt_exact_match", "kilt_f1", "kilt_accuracy", "kilt_rougeL", "grounding"),
 }
 """Every metric of each task, in the order metrics.json and the tables list them."""
+
+TASK_METRIC_SECTIONS: dict[str, tuple[str, ...]] = {"knowledge": ("true_nli",)}
+"""Sections of `metrics` that only a task's metrics read, besides the metric names above."""
 
 MAIN_METRIC: dict[str, str] = {
     "translation": "bleu",
@@ -56,6 +60,10 @@ METRIC_NAMES: dict[str, str] = {
     "kilt_f1": "KILT-F1",
     "kilt_accuracy": "KILT-AC",
     "kilt_rougeL": "KILT-RL",
+    "str_em": "STR-EM",
+    "str_hit": "STR-Hit",
+    "claims_nli": "Claim recall",
+    "support_exist": "Gold page retrieved",
 }
 
 
@@ -71,5 +79,6 @@ def metric_name(metric: str) -> str:
 
 def other_tasks_metrics(task: str) -> set[str]:
     """Metric keys that only other tasks compute (their config sections do not concern `task`)."""
-    mine = set(TASK_METRICS.get(task, ()))
-    return {m for t, names in TASK_METRICS.items() if t != task for m in names} - mine
+    sections = {t: (*TASK_METRICS.get(t, ()), *TASK_METRIC_SECTIONS.get(t, ())) for t in TASKS}
+    mine = set(sections.get(task, ()))
+    return {m for t, names in sections.items() if t != task for m in names} - mine

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from repro.io import DataError, align, few, read_json, read_jsonl
-from repro.metrics import kilt
+from repro.metrics import alce, kilt
+from repro.metrics.autoais import span_grounding
 from repro.metrics.classification import accuracy_macro_f1, parse_choice
 from repro.metrics.comet import comet_score
 from repro.metrics.grounding import grounding
@@ -15,6 +16,8 @@ from repro.metrics.kilt_export import page_id, passage_index, retrieved_passages
 from repro.metrics.mt import bleu_chrf
 from repro.metrics.strict import not_applicable, require
 from repro.metrics.summarization import bertscore, rouge
+from repro.metrics.true_nli import judge_from_config
+from repro.metrics.true_nli import signature as true_signature
 from repro.metrics.warmup_analysis import warmup_analysis
 from repro.tasks import TASK_METRICS
 
@@ -93,6 +96,13 @@ def evaluate_task(
 
 # --- knowledge (KILT and co-supervision metrics) ----------------------------------------------
 
+CORRECTNESS_CHOICES = ("answer_in_output", "str_em", "claims_nli", "f1", "rougeL",
+                       "exact_match", "accuracy")
+RETRIEVAL_CHOICES = ("answer_in_retrieved", "support_exist", "r_precision", "none")
+PAGE_MATCHES = ("wikipedia_id", "title")
+RETRIEVAL_METRICS = ("support_exist", "r_precision", f"recall_at_{kilt.RECALL_K}",
+                     "answer_in_retrieved", *(f"kilt_{m}" for m in kilt.DOWNSTREAM_METRICS))
+
 
 def _gold_answers(ref: dict[str, Any]) -> list[str]:
     """Cleaned gold answers of a knowledge reference ([] = unanswerable)."""
@@ -102,14 +112,20 @@ def _gold_answers(ref: dict[str, Any]) -> list[str]:
     return kilt.clean_answers(answers)
 
 
-def _evidence_sets(ref: dict[str, Any]) -> list[list[str]]:
-    """The reference's provenance as one evidence set of page ids (possibly empty)."""
+def _evidence_sets(ref: dict[str, Any], page_match: str = "wikipedia_id") -> list[list[str]]:
+    """The reference's provenance as one evidence set of pages (wikipedia ids or titles)."""
     prov = ref.get("provenance") or []
     if not isinstance(prov, list) or not all(isinstance(p, dict) and "wikipedia_id" in p
                                              for p in prov):
         raise DataError(f"reference {ref.get('id')!r}: provenance is not a list of "
                         "{wikipedia_id, title}")
+    if page_match == "title":
+        return [[str(p.get("title") or "").strip() for p in prov if p.get("title")]]
     return [[str(p["wikipedia_id"]) for p in prov]]
+
+
+def _page(passage: dict[str, Any], page_match: str) -> str:
+    return passage["title"].strip() if page_match == "title" else page_id(passage)
 
 
 def _all_retrieved(preds: list[dict[str, Any]], passages: list[dict[str, Any]]
@@ -142,31 +158,97 @@ def _alias(entries: dict[str, dict[str, Any]], metric: str, what: str) -> dict[s
     return {**e, "metric": metric}
 
 
+def metric_choice(cfg: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(kilt_task, correctness, retrieval, page_match) of a knowledge run's metrics settings.
+
+    `knowledge_metrics` (datasets.<name>.knowledge_metrics) overrides the kilt_task defaults
+    (repro.metrics.kilt.CORRECTNESS / RETRIEVAL); ValueError names a bad value."""
+    kind = cfg.get("kilt_task") or "qa"
+    if kind not in kilt.KILT_TASKS:
+        raise ValueError(f"kilt_task {kind!r} (datasets.<name>.kilt_task) is not one of "
+                         f"{list(kilt.KILT_TASKS)}")
+    km = cfg.get("knowledge_metrics") or {}
+    chosen = (km.get("correctness") or kilt.CORRECTNESS[kind],
+              km.get("retrieval") or kilt.RETRIEVAL[kind], km.get("page_match") or "wikipedia_id")
+    for key, value, allowed in zip(("correctness", "retrieval", "page_match"), chosen,
+                                   (CORRECTNESS_CHOICES, RETRIEVAL_CHOICES, PAGE_MATCHES),
+                                   strict=True):
+        if value not in allowed:
+            raise ValueError(f"datasets.<name>.knowledge_metrics.{key}: {value!r} is not one "
+                             f"of {list(allowed)}")
+    return kind, *chosen
+
+
+def _alce_metrics(outs: list[str], references: list[dict[str, Any]], correctness: str,
+                  cfg: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, list]]:
+    """STR-EM / STR-Hit (references with qa_pairs) and claim recall (with claims)."""
+    out: dict[str, dict[str, Any]] = {}
+    per: dict[str, list] = {}
+    if correctness == "str_em" or any("qa_pairs" in r for r in references):
+        rows = [alce.str_em(o, alce.qa_pairs_of(r)) for o, r in zip(outs, references,
+                                                                     strict=True)]
+        per["str_em"], per["str_hit"] = [r[0] for r in rows], [r[1] for r in rows]
+        for m in ("str_em", "str_hit"):
+            out[m] = _entry(per[m], f"alce-{m}|norm=squad|substring|mean-over-qa_pairs",
+                            "no examples")
+    else:
+        out["str_em"] = out["str_hit"] = not_applicable("references have no qa_pairs (ASQA)")
+    if correctness == "claims_nli" or any("claims" in r for r in references):
+        claims = [alce.claims_of(r) for r in references]
+        judge, why = judge_from_config(cfg.get("true_nli") or {})
+        if judge is None:
+            out["claims_nli"] = {"skipped": why}
+        else:
+            ids = [str(r.get("id")) for r in references]
+            per["claims_nli"] = alce.claim_recall(outs, claims, ids, judge)
+            out["claims_nli"] = _entry(per["claims_nli"], "alce-claims_nli|premise=output|"
+                                       + true_signature(cfg.get("true_nli") or {}),
+                                       "no examples")
+    else:
+        out["claims_nli"] = not_applicable("references have no claims (ALCE-ELI5)")
+    return out, per
+
+
+def _grounding(preds: list[dict[str, Any]], hyps: list[str], passages: list[dict[str, Any]],
+               retrieved: list[list[dict[str, Any]]] | None, cfg: dict[str, Any]
+               ) -> tuple[dict[str, Any], list[float | None]]:
+    g = cfg.get("grounding") or {}
+    kind = g.get("kind") or "sentences"
+    if kind == "spans":
+        index = passage_index(passages, "passages.jsonl")
+        return span_grounding(preds, index, g, cfg.get("true_nli") or {})
+    if kind != "sentences":
+        raise ValueError(f"metrics.grounding.kind: {kind!r} is not one of ['sentences', 'spans']")
+    return grounding(hyps, retrieved, g)
+
+
 def knowledge_metrics(
     predictions: list[dict[str, Any]],
     references: list[dict[str, Any]],
     passages: list[dict[str, Any]],
     cfg: dict[str, Any],
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """(metrics, per-example scores) of a knowledge run; see repro.metrics.kilt for the rules.
+    """(metrics, per-example scores) of a knowledge run; see repro.metrics.kilt and
+    repro.metrics.alce for the rules. Every metric scores the output as the official evaluation
+    cleans it (repro.metrics.alce.clean_output), except the sentence-level grounding.
 
-    cfg: kilt_task (qa | slot_filling | fact_check | dialogue | long_form; default qa),
-    grounding {...}, metrics (subset). Per-example scores: {"ids", "scores": {metric: [x100 or
-    None where the example does not count]}} in reference order.
+    cfg: kilt_task, knowledge_metrics {correctness, retrieval, page_match}, grounding {...},
+    true_nli {...}, metrics (subset). Entries: {"value", ...}, {"skipped": why} (could not
+    run) or {"skipped": why, "not_applicable": true} (not a metric of this dataset; never an
+    error under metrics.strict). Per-example scores: {"ids", "scores": {metric: [x100 or None
+    where the example does not count]}} in reference order, for every metric with a value.
     """
     wanted = _wanted("knowledge", cfg)
-    kind = cfg.get("kilt_task") or "qa"
-    if kind not in kilt.KILT_TASKS:
-        raise ValueError(f"kilt_task {kind!r} (datasets.<name>.kilt_task) is not one of "
-                         f"{list(kilt.KILT_TASKS)}")
+    kind, correctness, retrieval, page_match = metric_choice(cfg)
     preds = align(predictions, references)
     hyps = [_hypothesis(p) or "" for p in preds]
+    outs = [alce.clean_output(h) for h in hyps]
     answers = [_gold_answers(r) for r in references]
-    sets = [_evidence_sets(r) for r in references]
+    sets = [_evidence_sets(r, page_match) for r in references]
     retrieved = _all_retrieved(preds, passages)
-    page_of = {p["id"]: page_id(p) for p in passages}
-    rows = [kilt.example_scores(h, a, s, None if retrieved is None else retrieved[i], page_of)
-            for i, (h, a, s) in enumerate(zip(hyps, answers, sets, strict=True))]
+    page_of = {p["id"]: _page(p, page_match) for p in passages}
+    rows = [kilt.example_scores(o, a, s, None if retrieved is None else retrieved[i], page_of)
+            for i, (o, a, s) in enumerate(zip(outs, answers, sets, strict=True))]
     per = {m: [r[m] for r in rows] for m in rows[0]} if rows else {}
     unanswerable = sum(not a for a in answers)
     no_prov = sum(not any(s) for s in sets)
@@ -184,29 +266,44 @@ def knowledge_metrics(
         out[f"kilt_{m}"] = (not_applicable(no_ret) if retrieved is None else _entry(
             per.get(f"kilt_{m}", []), f"{sig}|credit=r_precision==1", no_answer,
             unanswerable=unanswerable))
-    out["answer_in_output"] = _entry(per.get("answer_in_output", []),
-                                     "cosup-answer_em|norm=squad|substring", no_answer,
-                                     unanswerable=unanswerable)
+    out["answer_in_output"] = _entry(
+        per.get("answer_in_output", []), "cosup-answer_em|norm=squad|substring|unanswerable=0",
+        "no examples", unanswerable=unanswerable)
+    alce_out, alce_per = _alce_metrics(outs, references, correctness, cfg)
+    out.update(alce_out)
+    per.update(alce_per)
     rk = f"recall_at_{kilt.RECALL_K}"
-    if retrieved is None:
-        out.update({m: not_applicable(no_ret) for m in ("r_precision", rk, "answer_in_retrieved")})
+    if retrieval == "none":
+        why = ("datasets.<name>.knowledge_metrics.retrieval is none: the official evaluation "
+               "scores retrieval for the KILT sets only (eval_metric.py 1596-1619)")
+        out.update({m: not_applicable(why) for m in RETRIEVAL_METRICS})
+        out["retrieval"] = {**not_applicable(why), "metric": "none"}
+    elif retrieved is None:  # (the kilt_* scores: above)
+        out.update({m: not_applicable(no_ret) for m in ("support_exist", "r_precision", rk,
+                                                     "answer_in_retrieved")})
     else:
-        rsig = "kilt|page=wikipedia_id|empty-provenance=0"
+        rsig = f"kilt|page={page_match}|empty-provenance=0"
         out["r_precision"] = _entry(per["r_precision"], rsig, "no examples", no_provenance=no_prov)
         out[rk] = _entry(per[rk], rsig, "no examples", no_provenance=no_prov)
+        out["support_exist"] = _entry(per["support_exist"],
+                                      f"cosup-support_exist|page={page_match}|"
+                                      "empty-provenance=left-out",
+                                      "no example has gold provenance", no_provenance=no_prov)
         out["answer_in_retrieved"] = _entry(per["answer_in_retrieved"],
                                             "cosup-rev.support_em|raw-substring|title :: text",
                                             no_answer, unanswerable=unanswerable)
-    for what, source in (("correctness", kilt.CORRECTNESS[kind]),
-                         ("retrieval", kilt.RETRIEVAL[kind])):
-        out[what] = _alias(out, source, what)
-        per[what] = per.get(source, [])
+    out["correctness"] = _alias(out, correctness, "correctness")
+    per["correctness"] = per.get(correctness, [])
+    if retrieval != "none":
+        out["retrieval"] = _alias(out, retrieval, "retrieval")
+        per["retrieval"] = per.get(retrieval, [])
     if "grounding" in wanted:
-        out["grounding"], per["grounding"] = grounding(hyps, retrieved, cfg.get("grounding") or {})
+        out["grounding"], per["grounding"] = _grounding(preds, hyps, passages, retrieved, cfg)
     metrics = {m: out[m] for m in TASK_METRICS["knowledge"] if m in wanted}
     scores = {m: [None if v is None else 100.0 * v for v in per[m]] for m in metrics
               if "value" in metrics[m] and per.get(m)}
     return metrics, {"ids": [r["id"] for r in references], "scores": scores}
+
 
 
 def evaluate_files(

@@ -1,12 +1,14 @@
-"""Grounding: ALCE-style citation recall of generated statements by the retrieved passages.
+"""Grounding (`metrics.grounding.kind: sentences`, ours): ALCE-style citation recall of the
+output's sentences by the retrieved passages. The paper's span-level score is
+repro.metrics.autoais (`kind: spans`).
 
 For each example the output is split into sentences; each sentence is an NLI hypothesis whose
 premise is the example's first `at_most_passages` distinct retrieved passages, each rendered
 "Title: {title}\\n{text}" and joined by newlines (ALCE's AutoAIS with at most 3 citations; every
-sentence cites the passages retrieved for its example, since our predictions keep no per-span
-citations). A sentence scores 1 when the NLI model's argmax label is entailment; an example
-scores the mean over its sentences, 0 when it retrieved nothing; examples with no sentence are
-left out (as ALCE does). The metric is the mean over examples, x100.
+sentence cites all the passages retrieved for its example). A sentence scores 1 when the NLI
+model's argmax label is entailment; an example scores the mean over its sentences, 0 when it
+retrieved nothing; examples with no sentence are left out (as ALCE does). The metric is the
+mean over examples, x100.
 
 Any Hugging Face sequence-classification NLI checkpoint works: the entailment class is the one
 whose `config.id2label` name starts with "entail". The model is read from a local directory or

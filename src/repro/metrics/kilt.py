@@ -15,16 +15,23 @@ kilt/eval_retrieval.py), re-implemented here:
 - recall@k: evidence sets count as one rank position each, reached when their last page is
   retrieved; the share of distinct evidence sets complete within the first k positions.
 - KILT scores: a downstream score counts only where R-precision is 1, else 0.
-Co-supervision code (kaistAI/Semiparametric_Token-Sequence_Co-Supervision, eval_metric.py):
-- answer in output (its `answer_em`, ALCE's STR-EM presence): some normalized gold answer is a
-  substring of the normalized output.
-- answer in retrieved (its `rev.support_em`): some gold answer is a raw, case-sensitive substring
-  of some retrieved passage rendered "title :: text" (passages deduplicated by id).
+Co-supervision code (kaistAI/Semiparametric_Token-Sequence_Co-Supervision @ 10e39b0,
+eval_metric.py), on the output as that code cleans it (repro.metrics.alce.clean_output):
+- answer in output (its `answer_em`, 97-116 and 171-252): some normalized gold answer is a
+  substring of the normalized output; an answer that normalizes to "" (e.g. "The") is in every
+  output, and a question without answers scores 0 and counts, as in the official code.
+- answer in retrieved (its `rev.support_em`, 1307-1364): some gold answer is a raw,
+  case-sensitive substring of some retrieved passage rendered "title :: text" (passages
+  deduplicated by id); questions without answers are left out.
+- support exist (its `support_exist`, 1367-1444): some retrieved passage's page is a gold
+  provenance page; questions without gold provenance are left out (1383-1388), a question
+  without retrieved passages scores 0. The official code compares passage ids with gold ids of
+  its own (unreleased) pools; pages here are wikipedia ids or titles (`page_match`).
 
-Counting rules (what is in the denominator):
-- examples without any gold answer (unanswerable) are left out of every answer-based metric, as
-  KILT's data validation rejects gold records without outputs and the co-supervision code skips
-  them for `rev.support_em`; the count is reported as `unanswerable`.
+Counting rules of the KILT metrics (what is in the denominator):
+- examples without any gold answer (unanswerable) are left out of every KILT answer-based
+  metric, as KILT's data validation rejects gold records without outputs; the count is
+  reported as `unanswerable`.
 - examples with empty gold provenance count, and score 0 on R-precision and recall@k (KILT's rule:
   an empty evidence set can never be matched); the count is reported as `no_provenance`.
 - an example without retrieved passages counts, and scores 0 on every retrieval metric.
@@ -55,15 +62,21 @@ CORRECTNESS: dict[str, str] = {
     "dialogue": "f1",
     "long_form": "rougeL",
 }
-"""The paper's correctness per kind (co-supervision eval: answer_em, unigram_f1, rougel)."""
+"""The paper's correctness per kind (eval_metric.py 1625-1646: `answer_em` for every KILT set,
+`unigram_f1` for WoW, `rougel` for ELI5). WoW's official unigram F1 (134-168) is this token F1
+against its single answer, except that the official code appends an empty output's score twice
+(148-154), weighting it double in the mean; it counts once here. ELI5's `rougel` (1224-1250) is
+the `rouge` package's ROUGE-L F, max over answers, as `rouge_l`."""
 RETRIEVAL: dict[str, str] = {
     "qa": "answer_in_retrieved",
     "slot_filling": "answer_in_retrieved",
-    "fact_check": "r_precision",
-    "dialogue": "r_precision",
-    "long_form": "r_precision",
+    "fact_check": "support_exist",
+    "dialogue": "support_exist",
+    "long_form": "support_exist",
 }
-"""The paper's retrieval score per kind: answer in passage for short answers, else provenance."""
+"""The paper's retrieval score per kind (eval_metric.py 1596-1617): answer in a retrieved passage
+for NQ, TriviaQA, zsRE, T-REx, else a gold page retrieved (HotpotQA, a qa set, sets it per
+dataset: datasets.<name>.knowledge_metrics.retrieval)."""
 RECALL_K = 5  # KILT's eval_downstream reports Rprec and recall@5
 
 _PUNCT = frozenset(string.punctuation)
@@ -216,10 +229,10 @@ def recall_at_k(retrieved: Sequence[str], evidence_sets: Sequence[Sequence[str]]
 
 
 def answer_in_output(output: str, answers: Sequence[str]) -> float:
-    """1.0 if a normalized gold answer is a substring of the normalized output (answers that
-    normalize to nothing, e.g. "The", are ignored: they would match any output)."""
+    """1.0 if a normalized gold answer is a substring of the normalized output (official: an
+    answer that normalizes to nothing, e.g. "The", matches any output; no answers: 0.0)."""
     text = normalize_answer(output)
-    return float(any(n and n in text for n in (normalize_answer(a) for a in answers)))
+    return float(any(normalize_answer(a) in text for a in answers))
 
 
 def answer_in_passages(passages: Sequence[dict[str, Any]], answers: Sequence[str]) -> float:
@@ -235,6 +248,14 @@ def answer_in_passages(passages: Sequence[dict[str, Any]], answers: Sequence[str
     return 0.0
 
 
+def support_exist(pages: Sequence[str], gold_pages: Iterable[str]) -> float | None:
+    """1.0 if a retrieved page is a gold page, 0.0 if none is; None without gold pages."""
+    gold = set(_distinct(gold_pages))
+    if not gold:
+        return None
+    return float(any(p in gold for p in _distinct(pages)))
+
+
 # --- per-example table ----------------------------------------------------------------------
 
 
@@ -247,20 +268,21 @@ def example_scores(
 ) -> dict[str, float | None]:
     """Every KILT and answer-rate score of one example, 0..1; None where it does not count.
 
-    answers: cleaned gold answers (empty = unanswerable); evidence_sets: gold page-id sets;
+    answers: cleaned gold answers (empty = unanswerable); evidence_sets: gold page sets;
     retrieved: the retrieved passages {id, title, text, ...} in order (None = no retrieval);
-    page_of: passage id -> page id (default: the passage id is the page id).
+    page_of: passage id -> page (default: the passage id is the page id).
     """
     out: dict[str, float | None] = dict.fromkeys(
-        (*DOWNSTREAM_METRICS, "answer_in_output", "answer_in_retrieved", "r_precision",
-         f"recall_at_{RECALL_K}", *(f"kilt_{m}" for m in DOWNSTREAM_METRICS)))
+        (*DOWNSTREAM_METRICS, "answer_in_output", "answer_in_retrieved", "support_exist",
+         "r_precision", f"recall_at_{RECALL_K}", *(f"kilt_{m}" for m in DOWNSTREAM_METRICS)))
+    out["answer_in_output"] = answer_in_output(prediction, answers)
     if answers:
         out.update(downstream_scores(prediction, answers))
-        out["answer_in_output"] = answer_in_output(prediction, answers)
     if retrieved is None:
         return out
     pages = [(page_of or {}).get(p["id"], p["id"]) for p in retrieved]
     rprec = r_precision(pages, evidence_sets)
+    out["support_exist"] = support_exist(pages, [g for ev in evidence_sets for g in ev])
     out["r_precision"] = rprec
     out[f"recall_at_{RECALL_K}"] = recall_at_k(pages, evidence_sets, RECALL_K)
     if answers:
