@@ -12,8 +12,12 @@ nothing. Otherwise:
 - hub datasets (`source.kind: hf`, per split and join): datasets.load_dataset at the configured
   revision, which fills the datasets cache that the pipeline's offline jobs read (share
   HF_HOME between the login and compute nodes);
-- `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`), or a
-  hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`.
+- `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`, a
+  .gz decompressed into `gunzip`), or a hub repo (`hf_repo`, `repo_type`, `revision`) snapshot
+  into the directory `to`;
+- candidate pools (`pools.<p>`): the files of `corpus.download` and `embeddings.download`
+  (psgs_w100.tsv, KILT's knowledge source, Contriever's precomputed embeddings) and the
+  retriever checkpoint (`retriever.path`, a hub id).
 Run it from the directory you run Snakemake in: relative `to` paths are relative to it.
 """
 
@@ -53,6 +57,14 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if m["kind"] == "hf" and _is_hub_id(m["path"]):
                 add({"what": "model", "name": name, "repo": m["path"],
                      "revision": m.get("revision")})
+        for name, pool in (cfg.get("pools") or {}).items():
+            for entry in [*(pool["corpus"].get("download") or []),
+                          *((pool.get("embeddings") or {}).get("download") or [])]:
+                add({"what": "file", "dataset": f"pool {name}", **entry})
+            path = (pool.get("retriever") or {}).get("path", "facebook/contriever-msmarco")
+            if _is_hub_id(path):
+                add({"what": "model", "name": f"{name}_retriever", "repo": path,
+                     "revision": (pool.get("retriever") or {}).get("revision")})
         for name, d in cfg["datasets"].items():
             src = d["source"]
             for entry in src.get("download") or []:
@@ -91,7 +103,9 @@ def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
         snapshot_download(item["repo"], revision=item.get("revision"),
                           local_dir=str(local) if local else None)
         if local:
-            print(f"  set models.{item['name']}.path: {local}")
+            key = (f"pools.{item['name'][: -len('_retriever')]}.retriever.path"
+                   if item["name"].endswith("_retriever") else f"models.{item['name']}.path")
+            print(f"  set {key}: {local}")
     elif item["what"] == "dataset":
         import datasets
 
@@ -109,6 +123,14 @@ def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
         with urllib.request.urlopen(item["url"]) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
         tmp.replace(to)
+        if item.get("gunzip"):
+            import gzip
+
+            out = Path(item["gunzip"])
+            with gzip.open(to, "rb") as src_gz, open(out.with_name(out.name + ".part"),
+                                                      "wb") as dst:
+                shutil.copyfileobj(src_gz, dst)
+            out.with_name(out.name + ".part").replace(out)
         if item.get("extract"):
             dest = Path(item["extract"])
             dest.mkdir(parents=True, exist_ok=True)

@@ -22,15 +22,17 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # Runs: warmup = 8 directions x {sft, warmup} x 3 seeds + XSum 2 x 3 + LogiQA2 2 models x 2 x 3
 # (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3).
 # cosup = 10 test datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed,
-# trained once per variant on cosup_train (train_on); one passage index per variant for the
-# KILT corpus (64 shards, shared by the 8 KILT sets through index.from) and one per ALCE set.
+# trained once per variant on cosup_train (train_on); one passage index per variant and test
+# set over its pooled passages (8 shards for each KILT set, one for each ALCE set); the KILT
+# pools: 16 shards of Contriever's precomputed embeddings converted, one search per KILT set.
 EXPECTED = {
     "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
                           "predict": 79, "evaluate": 79, "report": 1, "all": 1, "total": 270},
     "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 10,
-                         "embed_passages": 10 * (64 + 2), "build_index": 10 * 3,
+                         "pool_embeddings": 16, "search_pools": 8,
+                         "embed_passages": 10 * (8 * 8 + 2), "build_index": 10 * 10,
                          "predict": 100, "evaluate": 100, "kilt_export": 100, "report": 1,
-                         "all": 1, "total": 1025},
+                         "all": 1, "total": 1119},
 }
 
 
@@ -98,6 +100,12 @@ def test_cosup_config_runs():
     for o in opts:  # every variant's options are ones the method accepts
         CoSupOptions.from_dict(o)
     assert cfg["models"]["llama2_7b"]["resources"]["gpu"] == 8
+    # the KILT sets decode inside their top-100 Contriever-MSMARCO pools, as the official code
+    kilt = [d for d in cfg["datasets"] if d.startswith("kilt_")]
+    assert {cfg["datasets"][d]["pool"] for d in kilt} == {"wiki_contriever_msmarco"}
+    pool = cfg["pools"]["wiki_contriever_msmarco"]
+    assert (pool["k"], pool["retriever"]["path"]) == (100, "facebook/contriever-msmarco")
+    assert {o["retrieval_scope"] for o in opts} == {"candidates"}
 
 
 @pytest.mark.parametrize("configfile,model", [("paper_warmup.yaml", "mt5_base"),
@@ -127,7 +135,8 @@ def test_predownload_list_mode_names_every_download():
                    "wmt/wmt14 (de-en)", "wmt/wmt19 (zh-en)", "facebook/flores (zho_Hans-eng_Latn)",
                    "EdinburghNLP/xsum", "LogiQA2.0/955e1d3", "facebook/kilt_tasks (trex)",
                    "mandarjoshi/trivia_qa", "kaist-ai/ntp_nsp_cosupervision_train",
-                   "ALCE-data.tar"):
+                   "ALCE-data.tar", "psgs_w100.tsv.gz", "facebook/contriever-msmarco",
+                   "contriever-msmarco/wikipedia_embeddings.tar"):
         assert needle in out, needle
     assert out.count("kaist-ai/ntp_nsp_cosupervision_train") == 1  # one download, ten datasets
 

@@ -286,3 +286,16 @@ def test_stage_params_leave_out_downloads_resources_and_k_where_unused():
     pre = {"pools": {"p": {**pool, "embeddings": {"precomputed": "d"}}}}
     assert rp.pool_resources(pre, "p", stage="embed")["gpu"] == 0
     assert rp.pool_resources(pre, "p", stage="search")["gpu"] == 1
+
+
+def test_config_names_an_unknown_pool_and_a_pool_on_another_task():
+    from repro.config import ConfigError, check_references
+
+    cfg = {"experiments": [{"datasets": ["d"], "models": ["m"], "methods": {"sft": {"a": {}}}}],
+           "models": {"m": {"kind": "tiny"}}, "pools": {"p": {}},
+           "datasets": {"d": {"task": "knowledge", "pool": "q"}}}
+    with pytest.raises(ConfigError, match=r"datasets\.d\.pool: unknown pool 'q'"):
+        check_references(cfg)
+    cfg["datasets"]["d"] = {"task": "translation", "pool": "p"}
+    with pytest.raises(ConfigError, match=r"datasets\.d\.pool: only knowledge datasets"):
+        check_references(cfg)

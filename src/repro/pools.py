@@ -37,12 +37,9 @@ SEARCH_CHUNK = 262_144  # corpus rows per flat search (1 GB of float32 at d = 76
 # --- config --------------------------------------------------------------------------------
 
 def pool_of(config: dict[str, Any], dataset: str) -> str | None:
-    """The pool that gives `dataset`'s test questions their candidates (None: no pool)."""
-    name = config["datasets"][dataset].get("pool")
-    if name is not None and name not in (config.get("pools") or {}):
-        raise DataError(f"datasets.{dataset}.pool: unknown pool {name!r} (defined under "
-                        f"`pools`: {sorted(config.get('pools') or {})})")
-    return name
+    """The pool that gives `dataset`'s test questions their candidates (None: no pool; the
+    name is checked by repro.config.check_references)."""
+    return config["datasets"][dataset].get("pool")
 
 
 def corpus_file(config: dict[str, Any], pool: str) -> tuple[str, str]:
