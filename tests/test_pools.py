@@ -299,3 +299,51 @@ def test_config_names_an_unknown_pool_and_a_pool_on_another_task():
     cfg["datasets"]["d"] = {"task": "translation", "pool": "p"}
     with pytest.raises(ConfigError, match=r"datasets\.d\.pool: only knowledge datasets"):
         check_references(cfg)
+
+
+def test_workflow_builds_pools_and_writes_them_into_the_test_splits(encoder, tmp_path):
+    """The pool stage through Snakemake on CPU: a psgs_w100 pool in two embedding jobs and a
+    KILT knowledge-source pool (chunked first), each feeding one test set's filter."""
+    import yaml
+    from workflow_runs import snakemake
+
+    test = tmp_path / "questions.jsonl"
+    write_jsonl(test, [{"id": f"q{i}", "source": q, "target": "x", "answers": ["x"],
+                        "provenance": []} for i, q in enumerate(QUESTIONS)])
+    retriever = {"path": str(encoder), "batch_size": 8}
+    local = {"kind": "local", "splits": {"test": {"kind": "local", "file": str(test)}}}
+    cfg = {
+        "datasets": {
+            "kb": {"task": "knowledge", "source": {"kind": "synthetic", "generator":
+                                                   "knowledge", "options": {"n_test": 4}}},
+            "wiki_qs": {"task": "knowledge", "train_on": "kb", "pool": "wiki",
+                        "source": local, "filter": {"dedup": False}},
+            "kilt_qs": {"task": "knowledge", "train_on": "kb", "pool": "kilt",
+                        "source": local, "filter": {"dedup": False}},
+        },
+        "pools": {
+            "wiki": {"corpus": {"format": "psgs_w100", "path": str(PSGS)},
+                     "retriever": retriever, "shards": 2, "k": 3},
+            "kilt": {"corpus": {"format": "kilt_knowledgesource", "path": str(KILT_KS),
+                                "words": 20}, "retriever": retriever, "k": 2},
+        },
+        "models": {"tiny": {"kind": "tiny", "family": "llama"}},
+        "experiments": [{"datasets": ["kb"], "models": ["tiny"],
+                         "methods": {"sft": {"default": {}}}}],
+    }
+    config = tmp_path / "pools.yaml"
+    config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    work = tmp_path / "work"
+    targets = [f"results/data/knowledge/{d}/test.jsonl" for d in ("wiki_qs", "kilt_qs")]
+    snakemake(work, *targets, config=config, timeout=600)
+    for d, k, pool in (("wiki_qs", 3, "wiki"), ("kilt_qs", 2, "kilt")):
+        records = read_jsonl(work / f"results/data/knowledge/{d}/test.jsonl")
+        passages = {p["id"]: p for p in
+                    read_jsonl(work / f"results/data/knowledge/{d}/passages.jsonl")}
+        pools = read_jsonl(work / f"results/pools/{pool}/{d}/candidates.jsonl")
+        assert [r["candidates"] for r in records] == [p["candidates"] for p in pools]
+        assert all(len(r["candidates"]) == k and set(r["candidates"]) <= set(passages)
+                   for r in records)
+    kilt_passages = read_jsonl(work / "results/data/knowledge/kilt_qs/passages.jsonl")
+    assert all(p["id"].startswith(p["wikipedia_id"] + "_") for p in kilt_passages)
+    assert (work / "results/pools/wiki/embeddings/1-of-2.npy").is_file()
