@@ -234,12 +234,12 @@ def test_filter_writes_the_pools_into_the_test_split(tmp_path):
     ([{"id": "nope", "candidates": ["1"]}], PASSAGES,
      r"candidates\.jsonl: pools for questions not in .*raw/test\.jsonl: \['nope'\]"),
     ([{"id": "q0", "candidates": ["9"]}], PASSAGES,
-     r"candidates\.jsonl, line 1 \(question 'q0'\): candidate passages not in the pool's "
-     r"passages: \['9'\]"),
+     r"candidates\.jsonl, record 1 \(question 'q0'\): candidate passages not in the "
+     r"dataset's passages: \['9'\]"),
     ([{"id": "q0", "candidates": []}], PASSAGES,
-     r"candidates\.jsonl, line 1 \(question 'q0'\): empty pool"),
+     r"candidates\.jsonl, record 1 \(question 'q0'\): empty pool"),
     ([{"id": "q0", "candidates": ["1"]}, {"id": "q0", "candidates": ["1"]}], PASSAGES,
-     r"line 2 \(question 'q0'\): question listed twice"),
+     r"record 2 \(question 'q0'\): question listed twice"),
     ([{"id": "q0", "candidates": ["1"]}], PASSAGES,
      r"raw/test\.jsonl: test record 'q1' has no pool in .*candidates\.jsonl"),
 ])
@@ -253,8 +253,8 @@ def test_bad_candidates_files_name_the_file_and_question(tmp_path, pools, passag
 
 
 @pytest.mark.parametrize("cands,message", [
-    ([], r"test\.jsonl: record 'q0' has an empty candidate pool"),
-    (["1", "missing"], r"record 'q0' names candidate passages that are not in the dataset's "
+    ([], r"test\.jsonl: record 'q0': empty pool"),
+    (["1", "missing"], r"test\.jsonl: record 'q0': candidate passages not in the dataset's "
                        r"passages: \['missing'\]"),
 ])
 def test_shipped_candidates_are_checked_too(tmp_path, cands, message):

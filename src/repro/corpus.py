@@ -74,19 +74,13 @@ def iter_psgs_w100(path: Path) -> Iterator[Passage]:
 
 def iter_jsonl_passages(path: Path) -> Iterator[Passage]:
     """Passages of a jsonl corpus, each checked to have str id, title and text."""
+    from repro.io import iter_jsonl
+
     _check_file(path, "passage corpus")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {n}: not JSON ({e})") from e
-            if not isinstance(p, dict) or not all(isinstance(p.get(k), str)
-                                                  for k in ("id", "title", "text")):
-                raise DataError(f"{path}, line {n}: a passage needs str id, title and text")
-            yield p
+    for n, p in enumerate(iter_jsonl(path), start=1):
+        if not all(isinstance(p.get(k), str) for k in ("id", "title", "text")):
+            raise DataError(f"{path}, record {n}: a passage needs str id, title and text")
+        yield p
 
 
 def iter_passages(path: Path, fmt: str) -> Iterator[Passage]:

@@ -21,8 +21,7 @@ a running top-k (ties broken by corpus order), so it needs one chunk in memory, 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -230,39 +229,33 @@ def _id_key(pid: str) -> tuple[int, int | str]:
 
 def read_candidates(path: Path, passage_ids: set[str]) -> dict[str, list[str]]:
     """Question id -> candidate passage ids of a candidates file; DataError naming the file,
-    line and question for a repeated question, an empty pool or an unknown passage."""
+    record and question for a repeated question, an empty pool or an unknown passage."""
+    from repro.io import iter_jsonl
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: candidates file missing")
     pools: dict[str, list[str]] = {}
-    for n, row in _lines(Path(path)):
+    for n, row in enumerate(iter_jsonl(path), start=1):
         qid, cands = row.get("id"), row.get("candidates")
-        where = f"{path}, line {n} (question {qid!r})"
+        where = f"{path}, record {n} (question {qid!r})"
         if not isinstance(qid, str) or not isinstance(cands, list) or not all(
                 isinstance(c, str) for c in cands):
             raise DataError(f"{where}: expected {{\"id\": str, \"candidates\": [str, ...]}}")
         if qid in pools:
             raise DataError(f"{where}: question listed twice")
-        if not cands:
-            raise DataError(f"{where}: empty pool (no candidate passages)")
-        unknown = [c for c in cands if c not in passage_ids]
-        if unknown:
-            raise DataError(f"{where}: candidate passages not in the pool's passages: "
-                            f"{unknown[:3]}")
+        check_pool(cands, passage_ids, where)
         pools[qid] = cands
     return pools
 
 
-def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: candidates file missing")
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}, line {n}: not JSON ({e})") from e
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}, line {n}: not an object")
-                yield n, row
+def check_pool(cands: list[str], passage_ids: set[str], where: str) -> None:
+    """DataError naming `where` for an empty pool or a candidate not among passage_ids."""
+    if not cands:
+        raise DataError(f"{where}: empty pool (no candidate passages)")
+    unknown = [c for c in cands if c not in passage_ids]
+    if unknown:
+        raise DataError(f"{where}: candidate passages not in the dataset's passages: "
+                        f"{unknown[:3]}")
 
 
 def attach_candidates(records: list[dict[str, Any]], raw: list[dict[str, Any]],
@@ -291,12 +284,5 @@ def check_record_candidates(records: list[dict[str, Any]], passage_ids: set[str]
                             where: str) -> None:
     """Every record's `candidates`, where present, is non-empty and names known passages."""
     for rec in records:
-        cands = rec.get("candidates")
-        if cands is None:
-            continue
-        if not cands:
-            raise DataError(f"{where}: record {rec.get('id')!r} has an empty candidate pool")
-        unknown = [c for c in cands if c not in passage_ids]
-        if unknown:
-            raise DataError(f"{where}: record {rec.get('id')!r} names candidate passages that "
-                            f"are not in the dataset's passages: {unknown[:3]}")
+        if rec.get("candidates") is not None:
+            check_pool(rec["candidates"], passage_ids, f"{where}: record {rec.get('id')!r}")
