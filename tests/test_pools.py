@@ -347,3 +347,50 @@ def test_workflow_builds_pools_and_writes_them_into_the_test_splits(encoder, tmp
     kilt_passages = read_jsonl(work / "results/data/knowledge/kilt_qs/passages.jsonl")
     assert all(p["id"].startswith(p["wikipedia_id"] + "_") for p in kilt_passages)
     assert (work / "results/pools/wiki/embeddings/1-of-2.npy").is_file()
+
+
+@pytest.mark.parametrize("kind,params,min_recall", [
+    ("fp16", {}, 0.99), ("sq8", {}, 0.9), ("ivfpq", {"nlist": 8, "nprobe": 8, "pq_m": 8}, 0.3),
+])
+def test_compressed_indexes_against_exact_search(kind, params, min_recall):
+    """The compressed kinds for whole-corpus search: their top-10 mostly agrees with the exact
+    top-10 (fp16 keeps nearly all of it), at 2d, d and pq_m bytes a vector."""
+    from repro.retrieval import build_index
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(8, 32))
+    x = (centers[rng.integers(0, 8, 2000)] + 0.3 * rng.normal(size=(2000, 32))).astype("f4")
+    q = x[:50] + 0.1 * rng.normal(size=(50, 32)).astype("f4")
+    _, exact = rp.exact_top_k(q, [x], 10)
+    index = build_index(x, kind, train_size=1000, **params)
+    assert index.ntotal == 2000
+    _, found = index.search(q, 10)
+    recall = np.mean([len(set(f) & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
+    assert recall >= min_recall
+    assert index.code_size == {"fp16": 64, "sq8": 32, "ivfpq": 8}[kind]  # bytes a vector
+
+
+def test_ivfpq_sub_quantizers_must_divide_the_dimension():
+    from repro.retrieval import build_index
+
+    with pytest.raises(ValueError, match="pq_m 5 must divide the dimension 32"):
+        build_index(np.zeros((100, 32), "f4"), "ivfpq", nlist=2, pq_m=5)
+
+
+def test_predownload_decompresses_a_gzipped_corpus(tmp_path):
+    """psgs_w100.tsv ships as .tsv.gz: the `gunzip` entry of a download writes the tsv."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "predownload", Path(__file__).resolve().parents[1] / "scripts" / "predownload.py")
+    predownload = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(predownload)
+    gz = tmp_path / "remote" / "psgs_w100.tsv.gz"
+    gz.parent.mkdir()
+    gz.write_bytes(gzip.compress(PSGS.read_bytes()))
+    item = {"what": "file", "url": gz.as_uri(), "to": str(tmp_path / "data" / "p.tsv.gz"),
+            "gunzip": str(tmp_path / "data" / "p.tsv")}
+    predownload.fetch(item, None)
+    assert (tmp_path / "data" / "p.tsv").read_bytes() == PSGS.read_bytes()
+    assert len(list(iter_psgs_w100(tmp_path / "data" / "p.tsv"))) == 24

@@ -35,8 +35,6 @@ from repro.io import DataError, read_json, read_jsonl, write_json
 
 POSITIONS = ("last_token", "official_pad")
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8", "fp16")
-COMPRESSED = {"ivfpq": "IVF-PQ codes (pq_m bytes a vector at 8 bits)", "sq8": "8-bit scalar",
-              "fp16": "16-bit float"}
 ENCODER_SETTINGS = "sequence_encoder.json"  # in the Embseq directory: how passages are embedded
 
 
