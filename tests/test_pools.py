@@ -57,6 +57,19 @@ def raw_test(tmp_path: Path) -> Path:
     return path
 
 
+def test_queries_skip_records_the_filter_drops(tmp_path):
+    """A raw record without a question (e.g. an unjoined TriviaQA id) or with a repeated id
+    gets no pool: the filter drops it as malformed or repeated."""
+    path = tmp_path / "test.jsonl"
+    write_jsonl(path, [{"id": "a", "source": "q1"}, {"id": "b"}, {"id": "a", "source": "q2"},
+                       {"id": "c", "source": "q3"}])
+    records, left_out = rp._queries(path)
+    assert [r["source"] for r in records] == ["q1", "q3"] and left_out == 2
+    write_jsonl(path, [{"id": "b"}])
+    with pytest.raises(DataError, match="no test record with a str id and source"):
+        rp._queries(path)
+
+
 def build(tmp_path: Path, spec: dict, shards: int, name: str) -> Path:
     prefixes = [tmp_path / name / "emb" / f"{k}-of-{shards}" for k in range(shards)]
     for k, prefix in enumerate(prefixes):

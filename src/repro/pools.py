@@ -171,15 +171,23 @@ def exact_top_k(queries: np.ndarray, shards: Iterable[np.ndarray], k: int,
     return best
 
 
-def _queries(test_path: Path) -> list[dict[str, Any]]:
+def _queries(test_path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The raw test records a pool is retrieved for: those with a str id and question
+    (`source`), first of each id (the filter drops the others as malformed or repeated), and
+    the number left out."""
     from repro.io import read_jsonl
 
     records = read_jsonl(test_path)
-    for i, r in enumerate(records, start=1):
-        if not isinstance(r.get("id"), str) or not isinstance(r.get("source"), str):
-            raise DataError(f"{test_path}, line {i}: a test record needs str id and source "
-                            "(the question the pool is retrieved for)")
-    return records
+    seen: set[str] = set()
+    kept = []
+    for r in records:
+        if isinstance(r.get("id"), str) and isinstance(r.get("source"), str) and (
+                r["id"] not in seen):
+            seen.add(r["id"])
+            kept.append(r)
+    if not kept:
+        raise DataError(f"{test_path}: no test record with a str id and source to retrieve for")
+    return kept, len(records) - len(kept)
 
 
 def search_pools(spec: dict[str, Any], test_path: Path, prefixes: list[Path], corpus: str,
@@ -193,7 +201,7 @@ def search_pools(spec: dict[str, Any], test_path: Path, prefixes: list[Path], co
     if threads:
         faiss.omp_set_num_threads(threads)
 
-    records = _queries(test_path)
+    records, left_out = _queries(test_path)
     s = RetrieverSettings.from_dict(spec.get("retriever") or {})
     model, tok = load_retriever(s)
     q = encode(model, tok, [query_text(r["source"], s) for r in records], s.max_len,
@@ -217,8 +225,8 @@ def search_pools(spec: dict[str, Any], test_path: Path, prefixes: list[Path], co
     out_dir = Path(out_dir)
     write_jsonl(out_dir / "candidates.jsonl", pools)
     write_jsonl(out_dir / "passages.jsonl", (found[i] for i in sorted(wanted, key=_id_key)))
-    return {"questions": len(pools), "k": spec["k"], "passages": len(wanted),
-            "corpus_rows": len(ids)}
+    return {"questions": len(pools), "left_out": left_out, "k": spec["k"],
+            "passages": len(wanted), "corpus_rows": len(ids)}
 
 
 def _id_key(pid: str) -> tuple[int, int | str]:
