@@ -226,8 +226,8 @@ faiss {faiss.__version__}, one thread for torch and faiss.
 Times are process CPU seconds (one thread, so other jobs on the shared cores do not inflate \
 them). Embedding throughput, CPU, fp32 (`repro.contriever.encode`: mean pooling, \
 passages "title text" in batches of 64 sorted by length, questions in batches of 64); \
-{len(passages):,} 100-word passages of package docstrings (tiny BERT: the first 5,000), \
-{len(queries)} questions:
+{len(passages):,} 100-word passages of package docstrings (tiny BERT: the first \
+{min(5000, len(passages)):,}), {len(queries)} questions:
 
 {table(["encoder", "params", "layers x width", "tokens / passage", "passages/s", "queries/s"],
        enc_rows)}
