@@ -30,7 +30,7 @@ import numpy as np
 
 from repro.io import DataError, read_json, write_json, write_jsonl
 
-SEARCH_CHUNK = 262_144  # corpus rows per flat search (1 GB of float32 at d = 768)
+SEARCH_CHUNK = 262_144  # corpus rows per flat search (0.8 GB of float32 at d = 768)
 
 
 # --- config --------------------------------------------------------------------------------
