@@ -20,6 +20,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/pools.smk"
 include: "rules/models.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"

@@ -378,3 +378,63 @@ def plot_pdfs():
     pngs += [f"results/plots/ablation_{a['name']}.png" for a in ABLATIONS]
     pngs += ["results/plots/warmup_overlap.png"] if WARMUP_RUNS else []
     return [p[: -len(".png")] + ".pdf" for p in pngs]
+
+
+# --- candidate pools (rules/pools.smk, repro.pools) ---
+# A dataset with `pool` gets its test questions' candidates from pools.<p>: the filter reads
+# them; the pool's jobs get their slice of pools.<p> as params.
+from repro import pools as rp
+
+
+def pool_files(wildcards):
+    """The dataset's candidates and pooled passages (read by its filter); [] without a pool."""
+    pool = rp.pool_of(config, wildcards.dataset)
+    if pool is None:
+        return []
+    return [
+        f"results/pools/{pool}/{wildcards.dataset}/{name}.jsonl"
+        for name in ("candidates", "passages")
+    ]
+
+
+def pool_corpus_input(wildcards):
+    """The chunked corpus a KILT knowledge-source pool reads; [] for a corpus file as given."""
+    path, _ = rp.corpus_file(config, wildcards.pool)
+    return [path] if path == f"results/pools/{wildcards.pool}/corpus.jsonl" else []
+
+
+def pool_search_inputs(wildcards):
+    task = config["datasets"][wildcards.dataset]["task"]
+    return {
+        "test": f"results/data/{task}/{wildcards.dataset}/raw/test.jsonl",
+        "shards": [f"{p}.npy" for p in rp.shard_prefixes(config, wildcards.pool)],
+        "corpus": pool_corpus_input(wildcards),
+    }
+
+
+def pool_corpus_params(wildcards):
+    return rp.stage_params(config, wildcards.pool, "corpus")
+
+
+def pool_embed_params(wildcards):
+    return rp.stage_params(config, wildcards.pool, "embed")
+
+
+def pool_search_params(wildcards):
+    return rp.stage_params(config, wildcards.pool, "search")
+
+
+def pool_search_gpu(wildcards):
+    return rp.pool_resources(config, wildcards.pool, stage="search")["gpu"]
+
+
+def pool_embed_gpu(wildcards):
+    return rp.pool_resources(config, wildcards.pool, stage="embed")["gpu"]
+
+
+def pool_mem_mb(wildcards, attempt):
+    return rp.pool_resources(config, wildcards.pool, attempt)["mem_mb"]
+
+
+def pool_runtime(wildcards, attempt):
+    return rp.pool_resources(config, wildcards.pool, attempt)["runtime"]

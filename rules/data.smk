@@ -28,6 +28,7 @@ rule fetch:
 rule filter:
     input:
         rules.fetch.output,
+        pool=pool_files,
     output:
         expand(
             "results/data/{task}/{dataset}/{split}.jsonl",

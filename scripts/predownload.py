@@ -15,12 +15,16 @@ nothing. Otherwise:
 - hub datasets (`source.kind: hf`, per split and join): datasets.load_dataset at the configured
   revision, which fills the datasets cache that the pipeline's offline jobs read (share
   HF_HOME between the login and compute nodes);
-- `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`), or a
-  hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`;
+- `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`, a
+  .gz decompressed into `gunzip`), or a hub repo (`hf_repo`, `repo_type`, `revision`) snapshot
+  into the directory `to`;
 - metric models named by a hub id (`metrics.comet.model` and the encoder its hparams.yaml
   names, of which COMET reads only the config and tokenizer; `metrics.bertscore.model`,
   `metrics.grounding.model`): into the hub cache, always (COMET finds its encoder there by the
   name in its hparams.yaml), without the TF/Flax/ONNX copies of the weights.
+- candidate pools (`pools.<p>`): the files of `corpus.download` and `embeddings.download`
+  (psgs_w100.tsv, KILT's knowledge source, Contriever's precomputed embeddings) and the
+  retriever checkpoint (`retriever.path`, a hub id).
 Run it from the directory you run Snakemake in: relative `to` paths are relative to it.
 Then every warmup separator is encoded with its model's tokenizer (repro.separators); one that
 does not survive the round trip (mT5 turns "\n" into a bare space) fails the script, exit 1.
@@ -80,6 +84,15 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "revision": None, "key": f"metrics.{section}.model"})
         if (metrics.get("grounding") or {}).get("kind") == "spans":
             add({"what": "nltk", "name": "punkt_tab"})
+        for name, pool in (cfg.get("pools") or {}).items():
+            for entry in [*(pool["corpus"].get("download") or []),
+                          *((pool.get("embeddings") or {}).get("download") or [])]:
+                add({"what": "file", "dataset": f"pool {name}", **entry})
+            path = (pool.get("retriever") or {}).get("path", "facebook/contriever-msmarco")
+            if _is_hub_id(path):
+                add({"what": "model", "name": f"{name}_retriever", "repo": path,
+                     "revision": (pool.get("retriever") or {}).get("revision"),
+                     "key": f"pools.{name}.retriever.path"})
         for name, d in cfg["datasets"].items():
             src = d["source"]
             for entry in src.get("download") or []:
@@ -188,6 +201,14 @@ def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
         with urllib.request.urlopen(item["url"]) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
         tmp.replace(to)
+        if item.get("gunzip"):
+            import gzip
+
+            out = Path(item["gunzip"])
+            with gzip.open(to, "rb") as src_gz, open(out.with_name(out.name + ".part"),
+                                                      "wb") as dst:
+                shutil.copyfileobj(src_gz, dst)
+            out.with_name(out.name + ".part").replace(out)
         if item.get("extract"):
             dest = Path(item["extract"])
             dest.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import pytest
 
 from repro.config import load_config
 from repro.data.filters import filter_dataset
-from repro.data.schema import SPLITS, check_passage, check_record
+from repro.data.schema import SPLITS, check_record
 from repro.data.sources import fetch, write_fetch
 from repro.io import DataError, read_jsonl
 
@@ -183,9 +183,9 @@ def test_kilt_answers_provenance_from_every_output(hub, tmp_path):
     assert first["id"] == "-2002" and first["answers"] == ["John Grisham", "Grisham"]
     assert first["provenance"] == [{"wikipedia_id": "1167130", "title": "John Grisham"}]
     assert ("facebook/kilt_tasks", "nq", "validation", None) in hub  # KILT dev is our test
-    # the KILT corpus (data/kilt/passages.jsonl), with the page id KILT scores provenance by
-    assert {p["id"]: p["wikipedia_id"] for p in passages}["1167130_5"] == "1167130"
-    assert all(check_passage(p) is None for p in passages)
+    # no corpus of its own: its passages are its questions' pools (datasets.<d>.pool,
+    # repro.pools; tests/test_pools.py)
+    assert passages == [] and COSUP["datasets"]["kilt_nq"]["pool"] == "wiki_contriever_msmarco"
 
 
 def test_kilt_fever_label_and_deduplicated_provenance(hub, tmp_path):

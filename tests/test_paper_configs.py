@@ -23,16 +23,18 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3); a COMET
 # job per translation run (48 + 13).
 # cosup = 10 test datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed,
-# trained once per variant on cosup_train (train_on); one passage index per variant for the
-# KILT corpus (64 shards, shared by the 8 KILT sets through index.from) and one per ALCE set.
+# trained once per variant on cosup_train (train_on); one passage index per variant and test
+# set over its pooled passages (8 shards for each KILT set, one for each ALCE set); the KILT
+# pools: 16 shards of Contriever's precomputed embeddings converted, one search per KILT set.
 EXPECTED = {
     "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
                           "predict": 79, "comet": 61, "evaluate": 79, "report": 1, "all": 1,
                           "total": 331},
     "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 10,
-                         "embed_passages": 10 * (64 + 2), "build_index": 10 * 3,
+                         "pool_embeddings": 16, "search_pools": 8,
+                         "embed_passages": 10 * (8 * 8 + 2), "build_index": 10 * 10,
                          "predict": 100, "evaluate": 100, "kilt_export": 100, "report": 1,
-                         "all": 1, "total": 1025},
+                         "all": 1, "total": 1119},
 }
 
 
@@ -100,6 +102,12 @@ def test_cosup_config_runs():
     for o in opts:  # every variant's options are ones the method accepts
         CoSupOptions.from_dict(o)
     assert cfg["models"]["llama2_7b"]["resources"]["gpu"] == 8
+    # the KILT sets decode inside their top-100 Contriever-MSMARCO pools, as the official code
+    kilt = [d for d in cfg["datasets"] if d.startswith("kilt_")]
+    assert {cfg["datasets"][d]["pool"] for d in kilt} == {"wiki_contriever_msmarco"}
+    pool = cfg["pools"]["wiki_contriever_msmarco"]
+    assert (pool["k"], pool["retriever"]["path"]) == (100, "facebook/contriever-msmarco")
+    assert {o["retrieval_scope"] for o in opts} == {"candidates"}
 
 
 def test_cosup_config_scores_each_dataset_as_the_official_code():
@@ -156,7 +164,8 @@ def test_predownload_list_mode_names_every_download():
                    "EdinburghNLP/xsum", "LogiQA2.0/955e1d3", "facebook/kilt_tasks (trex)",
                    "mandarjoshi/trivia_qa", "kaist-ai/ntp_nsp_cosupervision_train",
                    "ALCE-data.tar", "metrics.true_nli: google/t5_xxl_true_nli_mixture",
-                   "nltk     punkt_tab"):
+                   "nltk     punkt_tab", "psgs_w100.tsv.gz", "facebook/contriever-msmarco",
+                   "contriever-msmarco/wikipedia_embeddings.tar"):
         assert needle in out, needle
     assert out.count("kaist-ai/ntp_nsp_cosupervision_train") == 1  # one download, ten datasets
 

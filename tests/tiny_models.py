@@ -77,3 +77,25 @@ def build_true_nli(out: Path, steps: int = 600) -> Path:
                 model.save_pretrained(out)
                 return out
     raise RuntimeError(f"the tiny TRUE model did not learn its pairs in {steps} steps")
+
+
+def build_bert(out: Path, texts: list[str], hidden: int = 16, layers: int = 2) -> Path:
+    """A tiny BertModel (Contriever's architecture) with a WordPiece tokenizer whose vocabulary
+    is every lowercased word and punctuation mark of `texts`, saved with real configs in `out`."""
+    import torch
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    pre = BertPreTokenizer()
+    words = sorted({w for t in texts for w, _ in pre.pre_tokenize_str(t.lower())})
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    tok = BertTokenizer(vocab={t: i for i, t in enumerate(tokens)}, do_lower_case=True,
+                        strip_accents=False)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=2, intermediate_size=2 * hidden,
+                     max_position_embeddings=512)
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out

@@ -97,6 +97,14 @@ def check_references(config: dict[str, Any]) -> None:
         if (other.get("index") or {}).get("from") not in (None, source):
             raise ConfigError(f"datasets.{name}.index.from: '{source}' itself takes its index "
                               "from another dataset; name that one")
+    for name, d in config["datasets"].items():
+        pool = d.get("pool")
+        if pool is not None and pool not in (config.get("pools") or {}):
+            raise ConfigError(f"datasets.{name}.pool: unknown pool '{pool}' (defined under "
+                              f"`pools`: {', '.join(sorted(config.get('pools') or {}))})")
+        if pool is not None and d["task"] != "knowledge":
+            raise ConfigError(f"datasets.{name}.pool: only knowledge datasets have candidate "
+                              "pools")
     for name, model in config["models"].items():
         if model["kind"] == "hf" and not model.get("path"):
             raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")

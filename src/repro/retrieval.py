@@ -34,7 +34,7 @@ from repro.batching import pad
 from repro.io import DataError, read_json, read_jsonl, write_json
 
 POSITIONS = ("last_token", "official_pad")
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq", "sq8", "fp16")
 ENCODER_SETTINGS = "sequence_encoder.json"  # in the Embseq directory: how passages are embedded
 
 
@@ -202,21 +202,44 @@ def load_vectors(prefix: Path) -> tuple[np.ndarray, list[str]]:
     return vectors, ids
 
 
+def training_sample(x: np.ndarray, train_size: int | None, seed: int = 0) -> np.ndarray:
+    """At most train_size rows of x drawn without replacement (all rows if None or more)."""
+    if train_size is None or train_size >= len(x):
+        return x
+    rows = np.sort(np.random.default_rng(seed).choice(len(x), train_size, replace=False))
+    return np.ascontiguousarray(x[rows])
+
+
 def build_index(vectors: np.ndarray, kind: str = "flat", nlist: int | None = None,
                 nprobe: int = 16, hnsw_m: int = 32, ef_search: int = 128,
-                ef_construction: int = 80):
-    """A faiss inner-product index over vectors: exact (flat), IVF or HNSW."""
+                ef_construction: int = 80, pq_m: int | None = None, pq_bits: int = 8,
+                train_size: int | None = None):
+    """A faiss inner-product index over vectors: exact (flat), IVF or HNSW, or compressed for
+    a whole corpus: IVF-PQ (pq_m sub-quantizers of pq_bits bits; default d/8 at 8 bits, so
+    d/8 bytes a vector instead of 4d), 8-bit or fp16 scalar quantization (d or 2d bytes).
+    Trained indexes learn from `train_size` random rows (all rows if None)."""
     import faiss
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n, d = x.shape
+    ip = faiss.METRIC_INNER_PRODUCT
     if kind == "flat":
         index = faiss.IndexFlatIP(d)
-    elif kind == "ivf":
+    elif kind in ("ivf", "ivfpq"):
         nlist = nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(x)
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, ip)
+        else:
+            pq_m = pq_m or max(1, d // 8)
+            if d % pq_m:
+                raise ValueError(f"index params: pq_m {pq_m} must divide the dimension {d}")
+            index = faiss.IndexIVFPQ(faiss.IndexFlatIP(d), d, nlist, pq_m, pq_bits, ip)
+        index.train(training_sample(x, train_size))
         index.nprobe = min(nprobe, nlist)
+    elif kind in ("sq8", "fp16"):
+        qtype = faiss.ScalarQuantizer.QT_8bit if kind == "sq8" else faiss.ScalarQuantizer.QT_fp16
+        index = faiss.IndexScalarQuantizer(d, qtype, ip)
+        index.train(training_sample(x, train_size))
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction

@@ -25,6 +25,7 @@ from typing import Any
 
 from repro.data.schema import SPLITS, check_record
 from repro.io import DataError, atomic_path, read_json, read_jsonl, write_json, write_jsonl
+from repro.pools import attach_candidates, check_record_candidates, read_candidates
 
 REASONS = ("malformed", "empty", "too_long", "duplicate", "cap")
 CFG_KEYS = {"max_source_chars", "max_target_chars", "max_source_words", "max_target_words",
@@ -96,13 +97,17 @@ def check_counts(stats: dict[str, Any], expected: dict[str, int], name: str) -> 
 def filter_dataset(
     raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], task: str,
     cfg: dict[str, Any], test_only: bool = False, name: str | None = None,
+    pool_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Filter raw_dir/{split}.jsonl into out_dir, copy passages.jsonl, write filter_stats.json.
 
     Returns {split: {"input", "kept", "dropped", "malformed_lines"}} (malformed_lines from
     raw_dir/fetch_stats.json, 0 if absent). Nothing is written if a split ends up empty (with
     `test_only`, a dataset that trains on another one: if the test split does) or a split's
-    count differs from `expect_counts` (`name`: the dataset's name, for the message).
+    count differs from `expect_counts` (`name`: the dataset's name, for the message). With
+    `pool_dir` (repro.pools: candidates.jsonl, passages.jsonl), each kept test record gets its
+    pool as `candidates` and the pooled passages join passages.jsonl. Records' candidates are
+    checked (non-empty, known passages) either way.
     """
     raw, out = Path(raw_dir), Path(out_dir)
     stats_file = raw / "fetch_stats.json"
@@ -121,13 +126,34 @@ def filter_dataset(
                             f"({st['input']} records in; dropped {why})")
         stats[split] = st
     check_counts(stats, cfg.get("expect_counts") or {}, name or str(raw))
+    passages = raw / "passages.jsonl"
+    pooled = _pooled(raw, Path(pool_dir), kept) if pool_dir is not None else None
+    if pooled is None and any(r.get("candidates") is not None for r in kept["test"]):
+        ids = {p.get("id") for p in read_jsonl(passages)} if passages.is_file() else set()
+        check_record_candidates(kept["test"], ids, str(raw / "test.jsonl"))
     for split in SPLITS:
         write_jsonl(out / f"{split}.jsonl", kept[split])
-    passages = raw / "passages.jsonl"
-    if passages.is_file():
+    if pooled is not None:
+        own = read_jsonl(passages) if passages.is_file() else []
+        known = {p.get("id") for p in own}
+        write_jsonl(out / "passages.jsonl", own + [p for p in pooled if p["id"] not in known])
+    elif passages.is_file():
         with atomic_path(out / "passages.jsonl") as tmp:
             shutil.copyfile(passages, tmp)
     else:
         write_jsonl(out / "passages.jsonl", [])
     write_json(out / "filter_stats.json", stats)
     return stats
+
+
+def _pooled(raw: Path, pool_dir: Path, kept: dict[str, list[dict[str, Any]]]
+            ) -> list[dict[str, Any]]:
+    """Give the kept test records their pools (kept["test"] is replaced); the pooled passages
+    the kept records use."""
+    pool_passages = read_jsonl(pool_dir / "passages.jsonl")
+    by_id = {p["id"]: p for p in pool_passages}
+    pools = read_candidates(pool_dir / "candidates.jsonl", set(by_id))
+    kept["test"] = attach_candidates(kept["test"], read_jsonl(raw / "test.jsonl"), pools,
+                                     pool_dir / "candidates.jsonl", raw / "test.jsonl")
+    used = {c for r in kept["test"] for c in r["candidates"]}
+    return [p for p in pool_passages if p["id"] in used]

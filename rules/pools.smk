@@ -1,0 +1,74 @@
+# Per-question candidate pools (datasets.<d>.pool -> pools.<p>; repro.pools): the pool's corpus
+# (KILT's knowledge source chunked first), its embeddings in shards (one job, one GPU each; or
+# Contriever's precomputed files converted), then each test set's top-k per question by exact
+# search. The dataset's filter writes the pools into its test split as `candidates`.
+
+
+rule pool_corpus:
+    output:
+        "results/pools/{pool}/corpus.jsonl",
+    log:
+        "logs/pool_corpus/{pool}.log",
+    benchmark:
+        "benchmarks/pool_corpus/{pool}.tsv"
+    wildcard_constraints:
+        pool="[^/]+",
+    conda:
+        "../envs/main.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=720,
+    params:
+        corpus=pool_corpus_params,
+    script:
+        "../workflow_scripts/pool_corpus.py"
+
+
+rule pool_embeddings:
+    input:
+        pool_corpus_input,
+    output:
+        vectors="results/pools/{pool}/embeddings/{shard}-of-{shards}.npy",
+        ids="results/pools/{pool}/embeddings/{shard}-of-{shards}.ids.json",
+    log:
+        "logs/pool_embeddings/{pool}/{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/pool_embeddings/{pool}/{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        pool="[^/]+",
+    conda:
+        "../envs/main.yaml"
+    threads: 1
+    resources:
+        gpu=pool_embed_gpu,
+        mem_mb=pool_mem_mb,
+        runtime=pool_runtime,
+    params:
+        pool=pool_embed_params,
+    script:
+        "../workflow_scripts/pool_embeddings.py"
+
+
+rule search_pools:
+    input:
+        unpack(pool_search_inputs),
+    output:
+        candidates="results/pools/{pool}/{dataset}/candidates.jsonl",
+        passages="results/pools/{pool}/{dataset}/passages.jsonl",
+    log:
+        "logs/search_pools/{pool}/{dataset}.log",
+    benchmark:
+        "benchmarks/search_pools/{pool}/{dataset}.tsv"
+    wildcard_constraints:
+        pool="[^/]+",
+    conda:
+        "../envs/main.yaml"
+    threads: 4
+    resources:
+        gpu=pool_search_gpu,
+        mem_mb=pool_mem_mb,
+        runtime=pool_runtime,
+    params:
+        pool=pool_search_params,
+    script:
+        "../workflow_scripts/search_pools.py"
