@@ -383,7 +383,7 @@ def plot_pdfs():
 # --- candidate pools (rules/pools.smk, repro.pools) ---
 # A dataset with `pool` gets its test questions' candidates from pools.<p>: the filter reads
 # them; the pool's jobs get their slice of pools.<p> as params.
-from repro import pools as rp
+from repro import pool_jobs as rp
 
 
 def pool_files(wildcards):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from tiny_models import build_bert
 
+from repro import pool_jobs as pj
 from repro import pools as rp
 from repro.contriever import RetrieverSettings, encode, load_retriever, mean_pool, passage_text
 from repro.corpus import (
@@ -286,19 +287,19 @@ def test_stage_params_leave_out_downloads_resources_and_k_where_unused():
             "retriever": {"path": "r"}, "embeddings": {"precomputed": None}, "shards": 2,
             "k": 100, "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5}}
     cfg = {"pools": {"p": pool}}
-    embed = json.loads(rp.stage_params(cfg, "p", "embed"))
+    embed = json.loads(pj.stage_params(cfg, "p", "embed"))
     assert "k" not in embed and "download" not in embed["corpus"]
     assert embed["corpus_file"] == ["c.tsv", "psgs_w100"]
     cfg2 = {"pools": {"p": {**pool, "k": 20, "resources": {"gpu": 2}}}}
-    assert rp.stage_params(cfg2, "p", "embed") == rp.stage_params(cfg, "p", "embed")
-    assert rp.stage_params(cfg2, "p", "search") != rp.stage_params(cfg, "p", "search")
+    assert pj.stage_params(cfg2, "p", "embed") == pj.stage_params(cfg, "p", "embed")
+    assert pj.stage_params(cfg2, "p", "search") != pj.stage_params(cfg, "p", "search")
     kilt = {"pools": {"p": {**pool, "corpus": {"format": "kilt_knowledgesource",
                                                "path": "ks.json", "words": 100}}}}
-    assert rp.corpus_file(kilt, "p") == ("results/pools/p/corpus.jsonl", "jsonl")
-    assert rp.pool_resources(cfg, "p", 2) == {"gpu": 1, "mem_mb": 2000, "runtime": 10}
+    assert pj.corpus_file(kilt, "p") == ("results/pools/p/corpus.jsonl", "jsonl")
+    assert pj.pool_resources(cfg, "p", 2) == {"gpu": 1, "mem_mb": 2000, "runtime": 10}
     pre = {"pools": {"p": {**pool, "embeddings": {"precomputed": "d"}}}}
-    assert rp.pool_resources(pre, "p", stage="embed")["gpu"] == 0
-    assert rp.pool_resources(pre, "p", stage="search")["gpu"] == 1
+    assert pj.pool_resources(pre, "p", stage="embed")["gpu"] == 0
+    assert pj.pool_resources(pre, "p", stage="search")["gpu"] == 1
 
 
 def test_config_names_an_unknown_pool_and_a_pool_on_another_task():

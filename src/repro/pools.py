@@ -33,60 +33,6 @@ from repro.io import DataError, read_json, write_json, write_jsonl
 SEARCH_CHUNK = 262_144  # corpus rows per flat search (0.8 GB of float32 at d = 768)
 
 
-# --- config --------------------------------------------------------------------------------
-
-def pool_of(config: dict[str, Any], dataset: str) -> str | None:
-    """The pool that gives `dataset`'s test questions their candidates (None: no pool; the
-    name is checked by repro.config.check_references)."""
-    return config["datasets"][dataset].get("pool")
-
-
-def corpus_file(config: dict[str, Any], pool: str) -> tuple[str, str]:
-    """(path, readable format) of the pool's corpus: the chunked jsonl for KILT's source."""
-    corpus = config["pools"][pool]["corpus"]
-    if corpus["format"] == "kilt_knowledgesource":
-        return f"results/pools/{pool}/corpus.jsonl", "jsonl"
-    return corpus["path"], corpus["format"]
-
-
-def stage_params(config: dict[str, Any], pool: str, stage: str) -> str:
-    """Canonical JSON of what a pool stage's output depends on (its rerun trigger): `corpus`
-    (the chunking), `embed` (corpus, retriever, embeddings, shards, and the corpus file read),
-    `search` (all of it and k). Download lists and resources are left out."""
-    from repro.io import canonical_json
-
-    spec = config["pools"][pool]
-
-    def strip(section: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in section.items() if k != "download"}
-
-    if stage == "corpus":
-        return canonical_json(strip(spec["corpus"]))
-    keys = ("corpus", "retriever", "embeddings", "shards") + (("k",) if stage == "search" else ())
-    if stage not in ("embed", "search"):
-        raise ValueError(f"unknown pool stage {stage!r}")
-    return canonical_json({**{k: strip(spec[k]) if isinstance(spec[k], dict) else spec[k]
-                              for k in keys}, "corpus_file": corpus_file(config, pool)})
-
-
-def pool_resources(config: dict[str, Any], pool: str, attempt: int = 1,
-                   stage: str = "search") -> dict[str, int]:
-    """gpu, mem_mb, runtime (minutes) of a pool job from pools.<p>.resources, memory and time
-    growing with attempt; converting precomputed embeddings (`embed`) needs no GPU."""
-    spec = config["pools"][pool]
-    res = spec.get("resources") or {}
-    gpu = res.get("gpu", 0)
-    if stage == "embed" and (spec.get("embeddings") or {}).get("precomputed"):
-        gpu = 0
-    return {"gpu": gpu, "mem_mb": res.get("mem_mb", 8000) * attempt,
-            "runtime": res.get("runtime", 60) * attempt}
-
-
-def shard_prefixes(config: dict[str, Any], pool: str) -> list[str]:
-    n = config["pools"][pool]["shards"]
-    return [f"results/pools/{pool}/embeddings/{k}-of-{n}" for k in range(n)]
-
-
 # --- embedding -----------------------------------------------------------------------------
 
 def save_shard(prefix: Path, vectors: np.ndarray, ids: list[str]) -> None:

@@ -1,21 +1,5 @@
-"""Data layer: normalized record schema, dataset sources, synthetic generators and filters."""
+"""Data layer: normalized record schema (schema), dataset sources (sources), synthetic
+generators (synthetic), filters (filters), converters of released formats.
 
-from repro.data.filters import REASONS, filter_dataset, filter_split
-from repro.data.schema import (
-    SPLITS,
-    TASKS,
-    FetchResult,
-    check_passage,
-    check_record,
-    letter,
-    letter_to_index,
-    mc_source,
-)
-from repro.data.sources import fetch, write_fetch
-from repro.data.synthetic import generate
-
-__all__ = [
-    "REASONS", "SPLITS", "TASKS", "FetchResult", "check_passage", "check_record", "fetch",
-    "filter_dataset", "filter_split", "generate", "letter", "letter_to_index", "mc_source",
-    "write_fetch",
-]
+Empty on purpose: Snakemake imports repro.data.schema while it parses the workflow, and a
+package that imported its modules here would load numpy and the rest with it."""
