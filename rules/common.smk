@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from repro import config as rc
 from repro.data.schema import SPLITS
 from repro.io import canonical_json
+from repro.resources import resource_function
 
 rc.check_references(config)
 if config["offline"]:
@@ -66,24 +67,10 @@ def evaluate_params(wildcards):
     return rc.evaluate_params(config, run_of(wildcards))
 
 
-def train_gpu(wildcards):
-    return rc.model_resources(config, wildcards.model)["gpu"]
-
-
-def train_mem_mb(wildcards, attempt):
-    return rc.model_resources(config, wildcards.model, attempt)["mem_mb"]
-
-
-def train_runtime(wildcards, attempt):
-    return rc.model_resources(config, wildcards.model, attempt)["runtime"]
-
-
-def decode_gpu(wildcards):
-    return rc.model_resources(config, wildcards.model, stage="decode")["gpu"]
-
-
-def decode_mem_mb(wildcards, attempt):
-    return rc.model_resources(config, wildcards.model, attempt, "decode")["mem_mb"]
+def model_resource(stage, name):
+    """Resource `name` of a job of the {model}'s `stage` (train, decode, embed): sizes from
+    models.<m>.resources, capped growth on retries (repro.resources)."""
+    return resource_function(config, stage, name)
 
 
 def train_split_of_dataset(wildcards):

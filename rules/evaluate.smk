@@ -12,6 +12,7 @@ rule evaluate:
         "logs/evaluate/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/evaluate/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -38,6 +39,7 @@ rule kilt_export:
         "logs/kilt_export/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/kilt_export/knowledge/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 1
