@@ -30,8 +30,9 @@
 #   REPRO_SLURM_PORT  slurmctld port; slurmd, slurmdbd and MariaDB use the next three
 #                     (default 7817)
 #   REPRO_SLURM_GPUS  fake GPUs on the node (default 2)
-#   REPRO_SLURM_CPUS  CPUs the node offers (default: nproc, at least 4; more than the machine
-#                     has is fine for tests: jobs then share cores)
+#   REPRO_SLURM_CPUS  CPUs the node offers (default: nproc, at least 12: a 2-GPU job asks for 4
+#                     per GPU, and other jobs run beside it; more than the machine has is fine
+#                     for tests: jobs share cores)
 #
 # Why the config is written to /etc/slurm/slurm.conf and not kept private behind SLURM_CONF:
 # Snakemake's SLURM jobstep drops every SLURM_* variable (SLURM_CONF included) before its inner
@@ -48,7 +49,7 @@ ACTION=${1:-}
 DIR=${REPRO_SLURM_DIR:-/tmp/repro-slurm}
 PORT=${REPRO_SLURM_PORT:-7817}
 GPUS=${REPRO_SLURM_GPUS:-2}
-CPUS=${REPRO_SLURM_CPUS:-$(( $(nproc) > 4 ? $(nproc) : 4 ))}
+CPUS=${REPRO_SLURM_CPUS:-$(( $(nproc) > 12 ? $(nproc) : 12 ))}
 DBD_PORT=$((PORT + 2))
 DB_PORT=$((PORT + 3))
 ETC=/etc/slurm
@@ -131,6 +132,8 @@ AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$DIR/munge/munge.socket
 AccountingStorageEnforce=associations,limits,qos
 AccountingStorageTRES=gres/gpu
+# keep each job's comment (Snakemake's rule and wildcards) for sacct
+AccountingStoreFlags=job_comment
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MinJobAge=300

@@ -53,7 +53,7 @@ def n_processes(gpus: int, visible: int | None = None) -> int:
         import torch
 
         visible = torch.cuda.device_count()
-        if not visible and os.environ.get(FAKE_GPUS_ENV) == "1":
+        if not visible and gpus > 1 and os.environ.get(FAKE_GPUS_ENV) == "1":
             log.warning("no CUDA device: %d gloo processes on the CPU (%s=1)", gpus,
                         FAKE_GPUS_ENV)
             visible = gpus
