@@ -202,9 +202,10 @@ def test_preempted_and_time_limited_trainings_resume_from_their_checkpoints(
     the same time limit."""
     cfg, work, _, _ = main_run
     fault = load_yaml(CONFIG)
-    # long enough to be running when the signal comes (about 90 s on 2 free cores)
+    # long enough to be running when the signal comes (tiny_t5: up to ~40 s after its first
+    # checkpoint; 3,000 steps took 150 s with 8-12 other processes on the 2 cores)
     fault["models"]["tiny_llama"]["training"] = {"epochs": 60, "save_steps": 10}
-    fault["models"]["tiny_t5"]["training"] = {"epochs": 400, "save_steps": 20}
+    fault["models"]["tiny_t5"]["training"] = {"epochs": 800, "save_steps": 20}
     fault["models"]["tiny_t5"]["resources"]["stop_seconds"] = 110
     config = write_yaml(tmp_path / "fault.yaml", fault)
     fcfg = rc.load_config(config)
