@@ -12,6 +12,7 @@ from repro.data.schema import SPLITS
 from repro.io import canonical_json
 from repro.report.ablations import ablation_axes
 from repro.tasks import task_name
+from repro.resources import gres, resource_function
 
 rc.check_references(config)
 if config["offline"]:
@@ -107,27 +108,13 @@ def comet_params(wildcards):
 def comet_of(wildcards):
     """The run's COMET scores (translation runs, when metrics.comet.model is set)."""
     run = run_of(wildcards)
-    return f"{run.dir}/comet.json" if rc.scores_comet(config, run) else []
+    return f"{run_dir(run)}/comet.json" if rc.scores_comet(config, run) else []
 
 
-def train_gpu(wildcards):
-    return rc.model_resources(config, wildcards.model)["gpu"]
-
-
-def train_mem_mb(wildcards, attempt):
-    return rc.model_resources(config, wildcards.model, attempt)["mem_mb"]
-
-
-def train_runtime(wildcards, attempt):
-    return rc.model_resources(config, wildcards.model, attempt)["runtime"]
-
-
-def decode_gpu(wildcards):
-    return rc.model_resources(config, wildcards.model, stage="decode")["gpu"]
-
-
-def decode_mem_mb(wildcards, attempt):
-    return rc.model_resources(config, wildcards.model, attempt, "decode")["mem_mb"]
+def model_resource(stage, name):
+    """Resource `name` of a job of the {model}'s `stage` (train, decode, embed): sizes from
+    models.<m>.resources, capped growth on retries (repro.resources)."""
+    return resource_function(config, stage, name)
 
 
 def train_split_of_dataset(wildcards):
@@ -430,6 +417,14 @@ def pool_search_gpu(wildcards):
 
 def pool_embed_gpu(wildcards):
     return rp.pool_resources(config, wildcards.pool, stage="embed")["gpu"]
+
+
+def pool_search_gres(wildcards):
+    return gres(pool_search_gpu(wildcards))
+
+
+def pool_embed_gres(wildcards):
+    return gres(pool_embed_gpu(wildcards))
 
 
 def pool_mem_mb(wildcards, attempt):

@@ -14,6 +14,7 @@ rule fetch:
         "logs/fetch/{task}/{dataset}.log",
     benchmark:
         "benchmarks/fetch/{task}/{dataset}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     resources:
@@ -41,6 +42,7 @@ rule filter:
         "logs/filter/{task}/{dataset}.log",
     benchmark:
         "benchmarks/filter/{task}/{dataset}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     resources:

@@ -4,14 +4,15 @@
 
 rule comet:
     input:
-        predictions="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/predictions.jsonl",
+        predictions=run_file("predictions.jsonl"),
         references="results/data/{task}/{dataset}/test.jsonl",
     output:
-        "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/comet.json",
+        run_file("comet.json"),
     log:
-        "logs/comet/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        f"logs/comet/{RUN_ID}.log",
     benchmark:
-        "benchmarks/comet/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        f"benchmarks/comet/{RUN_ID}.tsv"
+    retries: 0
     conda:
         "../envs/comet.yaml"
     threads: 2
@@ -40,6 +41,7 @@ rule evaluate:
         f"logs/evaluate/{RUN_ID}.log",
     benchmark:
         f"benchmarks/evaluate/{RUN_ID}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -66,6 +68,7 @@ rule kilt_export:
         f"logs/kilt_export/{KNOWLEDGE_RUN_ID}.log",
     benchmark:
         f"benchmarks/kilt_export/{KNOWLEDGE_RUN_ID}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 1

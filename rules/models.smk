@@ -11,6 +11,7 @@ rule base_model:
         "logs/base_model/{model}/{dataset}.log",
     benchmark:
         "benchmarks/base_model/{model}/{dataset}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     resources:

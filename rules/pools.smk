@@ -11,6 +11,7 @@ rule pool_corpus:
         "logs/pool_corpus/{pool}.log",
     benchmark:
         "benchmarks/pool_corpus/{pool}.tsv"
+    retries: 0
     wildcard_constraints:
         pool="[^/]+",
     conda:
@@ -41,6 +42,7 @@ rule pool_embeddings:
     threads: 1
     resources:
         gpu=pool_embed_gpu,
+        gres=pool_embed_gres,
         mem_mb=pool_mem_mb,
         runtime=pool_runtime,
     params:
@@ -59,6 +61,7 @@ rule search_pools:
         "logs/search_pools/{pool}/{dataset}.log",
     benchmark:
         "benchmarks/search_pools/{pool}/{dataset}.tsv"
+    retries: 0
     wildcard_constraints:
         pool="[^/]+",
     conda:
@@ -66,6 +69,7 @@ rule search_pools:
     threads: 4
     resources:
         gpu=pool_search_gpu,
+        gres=pool_search_gres,
         mem_mb=pool_mem_mb,
         runtime=pool_runtime,
     params:

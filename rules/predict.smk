@@ -18,9 +18,11 @@ rule embed_passages:
         "../envs/main.yaml"
     threads: 1
     resources:
-        gpu=decode_gpu,
-        mem_mb=decode_mem_mb,
-        runtime=train_runtime,
+        gpu=model_resource("embed", "gpu"),
+        gres=model_resource("embed", "gres"),
+        cpus_per_gpu=4,
+        mem_mb=model_resource("embed", "mem_mb"),
+        runtime=model_resource("embed", "runtime"),
     params:
         batch_size=embed_params,
     script:
@@ -36,6 +38,7 @@ rule build_index:
         f"logs/build_index/{RUN_ID}.log",
     benchmark:
         f"benchmarks/build_index/{RUN_ID}.tsv"
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -61,9 +64,11 @@ rule predict:
         "../envs/main.yaml"
     threads: 1
     resources:
-        gpu=decode_gpu,
-        mem_mb=decode_mem_mb,
-        runtime=train_runtime,
+        gpu=model_resource("decode", "gpu"),
+        gres=model_resource("decode", "gres"),
+        cpus_per_gpu=4,
+        mem_mb=model_resource("decode", "mem_mb"),
+        runtime=model_resource("decode", "runtime"),
     params:
         run=predict_params,
     script:

@@ -22,9 +22,13 @@ rule train:
         "../envs/main.yaml"
     threads: 1
     resources:
-        gpu=train_gpu,
-        mem_mb=train_mem_mb,
-        runtime=train_runtime,
+        gpu=model_resource("train", "gpu"),
+        gres=model_resource("train", "gres"),
+        cpus_per_gpu=4,
+        nodes=1,
+        mem_mb=model_resource("train", "mem_mb"),
+        runtime=model_resource("train", "runtime"),
+        slurm_extra=model_resource("train", "slurm_extra"),
     params:
         run=train_params,
         checkpoints=run_file("checkpoints"),

@@ -43,13 +43,22 @@ def test_launch_command_for_the_7b_cosup_jobs():
     assert gpus == 8
     cmd = launch.launch_command(gpus, launch.TRAIN_MODULE, ["ckpt/launch.json"], python="py")
     assert cmd == ["py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=8",
-                   "-m", "repro.train_cli", "ckpt/launch.json"]
+                   f"--shutdown-timeout={launch.SHUTDOWN_SECONDS}", "-m", "repro.train_cli",
+                   "ckpt/launch.json"]
     assert launch.launch_command(1, "repro.train_cli", ["j"], python="py") == [
         "py", "-m", "repro.train_cli", "j"]
     assert launch.n_processes(8, visible=8) == 8
     assert launch.n_processes(8, visible=4) == 4  # a node showing fewer GPUs than asked for
     assert launch.n_processes(8, visible=0) == 1  # CPU
     assert launch.n_processes(0, visible=8) == 1
+
+
+def test_fake_gpus_train_in_gloo_processes_on_the_cpu(monkeypatch):
+    """A test cluster's fake GPUs: k processes on the CPU only when asked (REPRO_FAKE_GPUS)."""
+    monkeypatch.delenv(launch.FAKE_GPUS_ENV, raising=False)
+    assert launch.n_processes(2) == 1
+    monkeypatch.setenv(launch.FAKE_GPUS_ENV, "1")
+    assert launch.n_processes(2) == 2 and launch.n_processes(0) == 1
 
 
 def test_gpus_from_the_gpu_or_gres_resource():
@@ -340,6 +349,7 @@ def test_launch_plan_of_the_7b_cosup_runs_names_resources_and_command():
     assert len(lines) == 10
     assert lines[0] == (
         "train knowledge/cosup_train/llama2_7b/cosup/ntp/seed2: 8 GPUs, 640000 MB, 4320 min: "
-        "python -m torch.distributed.run --standalone --nproc_per_node=8 -m repro.train_cli "
+        "python -m torch.distributed.run --standalone --nproc_per_node=8 "
+        f"--shutdown-timeout={launch.SHUTDOWN_SECONDS} -m repro.train_cli "
         "results/runs/knowledge/cosup_train/llama2_7b/cosup/ntp/seed2/checkpoints/launch.json")
     assert launch_plan(load_config(ROOT / "config" / "config.yaml"), []) == []

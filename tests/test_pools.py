@@ -296,7 +296,12 @@ def test_stage_params_leave_out_downloads_resources_and_k_where_unused():
     kilt = {"pools": {"p": {**pool, "corpus": {"format": "kilt_knowledgesource",
                                                "path": "ks.json", "words": 100}}}}
     assert pj.corpus_file(kilt, "p") == ("results/pools/p/corpus.jsonl", "jsonl")
-    assert pj.pool_resources(cfg, "p", 2) == {"gpu": 1, "mem_mb": 2000, "runtime": 10}
+    # no growth on a retry unless capped above the first request (as for model jobs)
+    assert pj.pool_resources(cfg, "p", 2) == {"gpu": 1, "mem_mb": 1000, "runtime": 5}
+    capped = {"pools": {"p": {**pool, "resources": {"gpu": 1, "mem_mb": 1000, "runtime": 5,
+                                                    "max_mem_mb": 2500, "max_runtime": 8}}}}
+    assert pj.pool_resources(capped, "p", 2) == {"gpu": 1, "mem_mb": 2000, "runtime": 8}
+    assert pj.pool_resources(capped, "p", 3) == {"gpu": 1, "mem_mb": 2500, "runtime": 8}
     pre = {"pools": {"p": {**pool, "embeddings": {"precomputed": "d"}}}}
     assert pj.pool_resources(pre, "p", stage="embed")["gpu"] == 0
     assert pj.pool_resources(pre, "p", stage="search")["gpu"] == 1

@@ -61,7 +61,14 @@ def validate_config(config: dict[str, Any]) -> None:
 
 
 def check_references(config: dict[str, Any]) -> None:
-    """Every name an experiment uses must be defined; raise ConfigError naming the key."""
+    """Every name an experiment uses must be defined, and every model's resources grantable
+    (repro.resources.check_resources); raise ConfigError naming the key."""
+    from repro.resources import ResourceError, check_resources
+
+    try:
+        check_resources(config)
+    except ResourceError as e:
+        raise ConfigError(str(e)) from None
     for i, exp in enumerate(config["experiments"]):
         for section, key in (("datasets", "datasets"), ("models", "models")):
             for name in exp[key]:
@@ -258,12 +265,8 @@ def model_params(config: dict[str, Any], model: str) -> str:
 
 def model_resources(config: dict[str, Any], model: str, attempt: int = 1,
                     stage: str = "train") -> dict[str, int]:
-    """A job's gpu, mem_mb and runtime (minutes) from models.<m>.resources; memory and time grow
-    with attempt. Decoding and passage embedding (`stage` "decode") run on one GPU of a
-    multi-GPU training request, with that GPU's share of the memory."""
-    res = config["models"][model].get("resources", {})
-    gpu, mem = res.get("gpu", 0), res.get("mem_mb", 4000)
-    if stage == "decode" and gpu > 1:
-        gpu, mem = 1, mem // gpu
-    return {"gpu": gpu, "mem_mb": mem * attempt, "runtime": res.get("runtime", 60) * attempt}
+    """A job's gpu, mem_mb and runtime (minutes) for attempt `attempt`; `stage` is "train",
+    "decode" or "embed" (see repro.resources: each has its own sizes and retry caps)."""
+    from repro.resources import job_resources
 
+    return job_resources(config, model, stage, attempt)

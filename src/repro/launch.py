@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 
 TRAIN_MODULE = "repro.train_cli"
 JOB_FILE = "launch.json"
+# After SIGTERM (SLURM's early signal, preemption) torchrun waits this long for its ranks to
+# save a checkpoint and exit before it kills them (its default, 30 s, cuts off the write of a
+# 13.5B-parameter checkpoint); SLURM's time limit or preemption grace time bounds it anyway.
+SHUTDOWN_SECONDS = 1800
+# Set to 1 where a job's GPUs exist for the scheduler only (a test cluster's fake GPUs): a
+# k-GPU job then trains on the CPU in k gloo processes, the multi-GPU code path.
+FAKE_GPUS_ENV = "REPRO_FAKE_GPUS"
 SRC = str(Path(repro.__file__).resolve().parents[1])
 
 
@@ -41,11 +48,15 @@ def is_launched() -> bool:
 
 def n_processes(gpus: int, visible: int | None = None) -> int:
     """Processes for a job that asked for `gpus` GPUs: one per GPU the job can see (a node
-    may show fewer than asked for), 1 on CPU."""
+    may show fewer than asked for), 1 on CPU (`gpus` with REPRO_FAKE_GPUS=1)."""
     if visible is None:
         import torch
 
         visible = torch.cuda.device_count()
+        if not visible and gpus > 1 and os.environ.get(FAKE_GPUS_ENV) == "1":
+            log.warning("no CUDA device: %d gloo processes on the CPU (%s=1)", gpus,
+                        FAKE_GPUS_ENV)
+            visible = gpus
     if gpus > visible > 0:
         log.warning("the job asked for %d GPUs but sees %d; starting %d processes", gpus,
                     visible, visible)
@@ -77,7 +88,8 @@ def launch_command(n_procs: int, module: str, args: Sequence[str], torchrun: boo
     if not torchrun:
         return [python, "-m", module, *args]
     return [python, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={n_procs}", "-m", module, *args]
+            f"--nproc_per_node={n_procs}", f"--shutdown-timeout={SHUTDOWN_SECONDS}",
+            "-m", module, *args]
 
 
 def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:

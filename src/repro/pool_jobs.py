@@ -44,15 +44,18 @@ def stage_params(config: dict[str, Any], pool: str, stage: str) -> str:
 
 def pool_resources(config: dict[str, Any], pool: str, attempt: int = 1,
                    stage: str = "search") -> dict[str, int]:
-    """gpu, mem_mb, runtime (minutes) of a pool job from pools.<p>.resources, memory and time
-    growing with attempt; converting precomputed embeddings (`embed`) needs no GPU."""
+    """gpu, mem_mb, runtime (minutes) of attempt `attempt` of a pool job from
+    pools.<p>.resources: memory and time grow as attempt x the first request up to
+    `max_mem_mb` / `max_runtime` (default: the first request, no growth; as for model jobs,
+    repro.resources); converting precomputed embeddings (`embed`) needs no GPU."""
     spec = config["pools"][pool]
     res = spec.get("resources") or {}
     gpu = res.get("gpu", 0)
     if stage == "embed" and (spec.get("embeddings") or {}).get("precomputed"):
         gpu = 0
-    return {"gpu": gpu, "mem_mb": res.get("mem_mb", 8000) * attempt,
-            "runtime": res.get("runtime", 60) * attempt}
+    mem, runtime = res.get("mem_mb", 8000), res.get("runtime", 60)
+    return {"gpu": gpu, "mem_mb": min(mem * attempt, res.get("max_mem_mb") or mem),
+            "runtime": min(runtime * attempt, res.get("max_runtime") or runtime)}
 
 
 def shard_prefixes(config: dict[str, Any], pool: str) -> list[str]:
