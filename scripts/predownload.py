@@ -13,7 +13,13 @@ nothing. Otherwise:
   revision, which fills the datasets cache that the pipeline's offline jobs read (share
   HF_HOME between the login and compute nodes);
 - `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`), or a
-  hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`.
+  hub repo (`hf_repo`, `repo_type`, `revision`) snapshot into the directory `to`; with
+  `expect` (file names) and `fallback` (another entry), the fallback is fetched when the repo
+  cannot be had or lacks an expected file, and the script says which source it used (the
+  co-supervision data: the official files, else Self-RAG's);
+- co-supervision runs that decode with existing checkpoints (cosup option `checkpoints`):
+  Gen and Embseq snapshots, and the tokenizer files of `checkpoints.tokenizer`. A model whose
+  runs all decode with such checkpoints is not downloaded.
 Run it from the directory you run Snakemake in: relative `to` paths are relative to it.
 """
 
@@ -29,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repro.config import load_config  # noqa: E402
+from repro.config import decode_only, expand_runs, load_config, method_options  # noqa: E402
 from repro.data.schema import SPLITS  # noqa: E402
 from repro.data.sources import split_source  # noqa: E402
 
@@ -49,10 +55,20 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items.setdefault(key, item)
 
     for cfg in configs:
+        runs = expand_runs(cfg)
         for name, m in cfg["models"].items():
+            mine = [r for r in runs if r.model == name]
+            if mine and all(decode_only(cfg, r) for r in mine):
+                continue  # only decoded with existing checkpoints
             if m["kind"] == "hf" and _is_hub_id(m["path"]):
                 add({"what": "model", "name": name, "repo": m["path"],
                      "revision": m.get("revision")})
+        for run in runs:
+            ck = method_options(cfg, run).get("checkpoints") if run.method == "cosup" else None
+            for role in ("gen", "embseq", "tokenizer"):
+                if ck and ck.get(role) and _is_hub_id(ck[role]):
+                    add({"what": "tokenizer" if role == "tokenizer" else "model",
+                         "name": f"{run.variant}.{role}", "repo": ck[role], "revision": None})
         for name, d in cfg["datasets"].items():
             src = d["source"]
             for entry in src.get("download") or []:
@@ -61,6 +77,8 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             for split in SPLITS:
                 spec = split_source(src, split)
+                if spec.get("absent"):  # a split the source does not have
+                    continue
                 for s in (spec, {**spec, "kind": "hf", **(spec.get("join") or {})}
                           if spec.get("join") else None):
                     if not s or s.get("kind") != "hf" or s["path"] in BUILDERS:
@@ -74,16 +92,33 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def describe(item: dict[str, Any]) -> str:
     rev = f"@{item['revision']}" if item.get("revision") else ""
-    if item["what"] == "model":
-        return f"model    {item['name']}: {item['repo']}{rev}"
+    if item["what"] in ("model", "tokenizer"):
+        return f"{item['what']:<8} {item['name']}: {item['repo']}{rev}"
     if item["what"] == "dataset":
         conf = f" ({item['name']})" if item.get("name") else ""
         return f"dataset  {item['dataset']}: {item['repo']}{conf}{rev} split {item['split']}"
     src = item.get("url") or f"hub {item.get('repo_type', 'model')} {item['hf_repo']}{rev}"
-    return f"file     {item['dataset']}: {src} -> {item['to']}"
+    line = f"file     {item['dataset']}: {src} -> {item['to']}"
+    if item.get("fallback"):
+        other = describe({"dataset": item["dataset"], **item["fallback"], "what": "file"})
+        line += f" (else {other[9:]})"
+    return line
+
+
+TOKENIZER_PATTERNS = ["tokenizer*", "special_tokens_map.json", "*.model", "added_tokens.json",
+                      "config.json"]
 
 
 def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
+    if item["what"] == "tokenizer":
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(item["repo"], revision=item.get("revision"),
+                          allow_patterns=TOKENIZER_PATTERNS)
+        return
+    if item.get("fallback") or item.get("expect"):
+        print(f"  source used: {fetch_with_fallback(item)}", flush=True)
+        return
     if item["what"] == "model":
         from huggingface_hub import snapshot_download
 
@@ -119,6 +154,25 @@ def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
                         assert src is not None
                         with src, open(dest / Path(member.name).name, "wb") as out:
                             shutil.copyfileobj(src, out)
+
+
+def fetch_with_fallback(item: dict[str, Any]) -> str:
+    """Fetch the entry; when it fails or lacks a file of `expect`, its `fallback` (which may
+    have its own). Returns the source used; raises when none has its files."""
+    entry = {k: v for k, v in item.items() if k not in ("fallback", "expect")}
+    name = entry.get("url") or entry.get("hf_repo")
+    try:
+        fetch({**entry, "what": "file"}, None)
+        missing = [f for f in item.get("expect") or [] if not (Path(item["to"]) / f).is_file()]
+        error = f"{name} lacks {missing}" if missing else None
+    except Exception as e:  # noqa: BLE001 (the hub raises many kinds: say it, try the next)
+        error = f"{name}: {type(e).__name__}: {e}"
+    if error is None:
+        return name
+    if not item.get("fallback"):
+        raise SystemExit(f"download failed and no fallback: {error}")
+    print(f"  {error}; trying the fallback", flush=True)
+    return fetch_with_fallback({"dataset": item.get("dataset"), **item["fallback"]})
 
 
 def main(argv: list[str] | None = None) -> int:
