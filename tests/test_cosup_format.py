@@ -213,3 +213,37 @@ def test_official_fixture_is_the_official_schema():
     rows = pickle.loads((OFFICIAL / "natural_np_free.train.pickle").read_bytes())
     assert set(rows) == {"input", "output", "evidence", "input_ids"}
     assert all(isinstance(v, list) for v in rows.values())
+
+
+def test_predownload_takes_the_official_files_first_else_selfrag(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "predownload", Path(__file__).resolve().parents[1] / "scripts" / "predownload.py")
+    pd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pd)
+    entry = {"dataset": "cosup_train", "hf_repo": "kaist-ai/ntp_nsp_cosupervision_train",
+             "repo_type": "dataset", "to": str(tmp_path / "cosup"),
+             "expect": ["natural_np_free.train.pickle", "ids2text.json"],
+             "fallback": {"hf_repo": "selfrag/selfrag_train_data", "repo_type": "dataset",
+                          "to": str(tmp_path / "selfrag"), "expect": ["train.jsonl"]}}
+    hub = {"kaist-ai/ntp_nsp_cosupervision_train": ["README.md"],
+           "selfrag/selfrag_train_data": ["train.jsonl"]}
+
+    def fake_fetch(item, models_dir):  # a snapshot of what the hub repo holds
+        Path(item["to"]).mkdir(parents=True, exist_ok=True)
+        for name in hub[item["hf_repo"]]:
+            (Path(item["to"]) / name).write_text("x")
+
+    monkeypatch.setattr(pd, "fetch", fake_fetch)
+    assert pd.fetch_with_fallback(entry) == "selfrag/selfrag_train_data"
+    assert "lacks ['natural_np_free.train.pickle', 'ids2text.json']" in capsys.readouterr().out
+    hub["kaist-ai/ntp_nsp_cosupervision_train"] = ["natural_np_free.train.pickle",
+                                                   "ids2text.json"]
+    assert pd.fetch_with_fallback(entry) == "kaist-ai/ntp_nsp_cosupervision_train"
+    hub["selfrag/selfrag_train_data"] = []
+    hub["kaist-ai/ntp_nsp_cosupervision_train"] = []
+    empty = {**entry, "to": str(tmp_path / "c2"),
+             "fallback": {**entry["fallback"], "to": str(tmp_path / "s2")}}
+    with pytest.raises(SystemExit, match="no fallback: selfrag/selfrag_train_data lacks"):
+        pd.fetch_with_fallback(empty)

@@ -21,16 +21,23 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 # Runs: warmup = 8 directions x {sft, warmup} x 3 seeds + XSum 2 x 3 + LogiQA2 2 models x 2 x 3
 # (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3).
-# cosup = 10 test datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed,
-# trained once per variant on cosup_train (train_on); one passage index per variant for the
-# KILT corpus (64 shards, shared by the 8 KILT sets through index.from) and one per ALCE set.
+# cosup = 10 test datasets x (4 main: separate, ntp+nsp, ntp, nsp + 3 lambda + 2 batch size
+# + 2 Embseq) variants, one seed, trained once per variant on cosup_train (train_on): 11
+# `train` jobs (Gen alone for `separate`) + 1 `train_embseq` (the Embseq of `separate`); one
+# passage index per variant for the KILT corpus (64 shards, shared by the 8 KILT sets through
+# index.from) and one per ALCE set.
+# cosup released = the same 10 test datasets x 2 checkpoint pairs (separate, ntp+nsp): no
+# base model, no training, one index per pair as above.
 EXPECTED = {
     "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
                           "predict": 79, "evaluate": 79, "report": 1, "all": 1, "total": 270},
-    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 10,
-                         "embed_passages": 10 * (64 + 2), "build_index": 10 * 3,
-                         "predict": 100, "evaluate": 100, "kilt_export": 100, "report": 1,
-                         "all": 1, "total": 1025},
+    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 11,
+                         "train_embseq": 1, "embed_passages": 11 * (64 + 2),
+                         "build_index": 11 * 3, "predict": 110, "evaluate": 110,
+                         "kilt_export": 110, "report": 1, "all": 1, "total": 1126},
+    "paper_cosup_released.yaml": {"fetch": 10, "filter": 10, "embed_passages": 2 * (64 + 2),
+                                  "build_index": 2 * 3, "predict": 20, "evaluate": 20,
+                                  "kilt_export": 20, "report": 1, "all": 1, "total": 220},
 }
 
 
@@ -88,7 +95,7 @@ def test_cosup_config_runs():
     assert len({r.dataset for r in runs}) == 10
     assert {r.dataset for r in rc.training_runs(cfg)} == {"cosup_train"}
     main = {r.variant for r in runs if r.dataset == "kilt_nq"}
-    assert {"ntp", "nsp", "ntp+nsp"} <= main
+    assert {"separate", "ntp", "nsp", "ntp+nsp"} <= main
     opts = [rc.resolve(cfg, r)["method"]["options"] for r in runs]
     assert sorted({o["nsp_weight"] for o in opts}) == [0.001, 0.01, 0.1, 1.0]
     paths = {m["path"] for m in cfg["models"].values()}
@@ -117,7 +124,7 @@ def test_missing_checkpoint_fails_before_training_naming_the_key(tmp_path, monke
 def test_predownload_list_mode_names_every_download():
     proc = subprocess.run(
         [sys.executable, "scripts/predownload.py", "--list", "config/paper_warmup.yaml",
-         "config/paper_cosup.yaml"],
+         "config/paper_cosup.yaml", "config/paper_cosup_released.yaml"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -127,9 +134,15 @@ def test_predownload_list_mode_names_every_download():
                    "wmt/wmt14 (de-en)", "wmt/wmt19 (zh-en)", "facebook/flores (zho_Hans-eng_Latn)",
                    "EdinburghNLP/xsum", "LogiQA2.0/955e1d3", "facebook/kilt_tasks (trex)",
                    "mandarjoshi/trivia_qa", "kaist-ai/ntp_nsp_cosupervision_train",
-                   "ALCE-data.tar"):
+                   "ALCE-data.tar", "selfrag/selfrag_train_data",
+                   "kaist-ai/cosupervision-gen-Llama2_7b",
+                   "kaist-ai/cosupervision-emb_seq-Llama2_7b",
+                   "kaist-ai/separate_supervision-gen-Llama2_7b",
+                   "kaist-ai/separate_supervision-emb_seq-Llama2_7b",
+                   "tokenizer ntp+nsp.tokenizer: meta-llama/Llama-2-7b-hf"):
         assert needle in out, needle
     assert out.count("kaist-ai/ntp_nsp_cosupervision_train") == 1  # one download, ten datasets
+    assert "split None" not in out  # a split a source does not have is not downloaded
 
 
 def test_published_numbers_point_at_paper_config_runs():

@@ -104,7 +104,7 @@ OPTION_STAGES: dict[str, frozenset[str]] = {
     # the Embseq of `separate` reads Gen's sequences (passages inserted) as its queries
     "insert_template": frozenset({"gen", "embseq", "decode"}),
     "max_passage_len": frozenset({"gen", "embseq", "decode"}),
-    "mask_passage": frozenset({"gen", "embseq"}),
+    "mask_passage": frozenset({"gen"}),  # (the `separate` Embseq with NTP reads gen options)
     "embseq_path": frozenset({"embseq"}),
     "gather_negatives": frozenset({"embseq"}),
     "separate_embseq_loss": frozenset({"embseq"}),
