@@ -124,8 +124,8 @@ def test_epoch_step_schedule_is_the_official_steplr():
 def test_generator_scope_clips_gen_body_only(tmp_path):
     """clip_grad_norm_(model.model.parameters(), 1.0) (utils/train_utils.py 95): Gen's body
     is scaled to norm 1, Embseq's gradients are untouched."""
-    from repro.models import build_tiny, load_model, load_tokenizer
     from repro.methods import get_method
+    from repro.models import build_tiny, load_model, load_tokenizer
     from repro.train import MethodTrainer, training_arguments
 
     m = build_tiny("m", {"family": "llama", "config": {
