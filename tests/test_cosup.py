@@ -186,6 +186,33 @@ def test_passage_text_in_the_data_is_not_inserted_again(base):
     assert set(passage_labels) == {IGNORE}  # given, masked, inline or inserted
 
 
+def test_official_records_with_and_without_the_passage_hold_it_once(base):
+    """Fixture in the official format (tests/data/cosup_train/inline.train.pickle): a passage
+    already after its placeholder is not inserted again; an absent one is inserted once."""
+    import json
+    import pickle
+    from pathlib import Path
+
+    from repro.data.cosup_format import convert_official, instance_from_record
+
+    data = Path(__file__).parent / "data" / "cosup_train"
+    table = pickle.loads((data / "inline.train.pickle").read_bytes())
+    rows = [dict(zip(table, values, strict=True)) for values in zip(*table.values(),
+                                                                     strict=True)]
+    ids2text = json.loads((data / "ids2text.json").read_text(encoding="utf-8"))
+    records, passages, stats = convert_official(rows, ids2text)
+    assert (stats["passages_inline"], stats["passages_to_insert"]) == (1, 1)
+    method, _, _, _ = setup_method(base)
+    by_id = {p["id"]: p for p in passages}
+    for rec in records:
+        inst = instance_from_record(rec, by_id)
+        f = method.encode_instance(inst, by_id, TRAINING, {})
+        ids, passage = f["input_ids"], method.insert_ids(by_id[inst["evidence"][0]])
+        hits = [i for i in range(len(ids)) if ids[i: i + len(passage)] == passage]
+        assert len(hits) == 1, rec["id"]
+        assert ids[hits[0] - 1] == method.ret_id and ids[hits[0] + len(passage)] == method.cs_id
+
+
 def test_total_length_cut_keeps_the_passages_of_the_retrieval_points_left(base):
     method, _, _, _ = setup_method(base)
     passages = {p["id"]: p for p in PASSAGES}
