@@ -127,9 +127,9 @@ def passages_of(wildcards):
 
 
 def predict_inputs(wildcards):
-    """The trained model, its base model (for the architecture), the test split and, for
-    co-supervision, the passage index and its passages (see datasets.<d>.index.from) and the
-    Embseq of `separate` (none trained for runs that decode with existing checkpoints)."""
+    """The trained model (none for runs that decode with existing checkpoints), its base
+    model (for the architecture), the test split and, for co-supervision, the passage index
+    and its passages (see datasets.<d>.index.from) and the Embseq of `separate`."""
     run = run_of(wildcards)
     train = rc.training_run(config, run)
     inputs = {"test": f"results/data/{run.task}/{run.dataset}/test.jsonl"}
