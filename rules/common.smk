@@ -90,7 +90,14 @@ def base_params(wildcards):
 
 
 def train_params(wildcards):
-    return rc.train_params(config, run_of(wildcards))
+    """The `train` job's config: Gen's alone for cosup's `separate` (stage gen)."""
+    run = run_of(wildcards)
+    stage = "gen" if "gen" in rc.training_stages(config, run) else "joint"
+    return rc.train_params(config, run, stage)
+
+
+def train_embseq_params(wildcards):
+    return rc.train_params(config, run_of(wildcards), "embseq")
 
 
 def predict_params(wildcards):
@@ -127,6 +134,23 @@ def trained_model(wildcards):
     return f"{run_dir(rc.training_run(config, run_of(wildcards)))}/model"
 
 
+def embed_inputs(wildcards):
+    """The passages, and the training output holding the run's Embseq (none when the run
+    decodes with existing checkpoints)."""
+    run = run_of(wildcards)
+    inputs = {"passages": f"results/data/{run.task}/{run.dataset}/passages.jsonl"}
+    trained = rc.cosup_models(config, run)["inputs"]
+    if "embseq" in trained:  # `separate`: its own training job
+        inputs["embseq"] = trained["embseq"]
+    elif trained:  # model/embseq/ of the joint training
+        inputs["model"] = trained["model"]
+    return inputs
+
+
+def encoder_params(wildcards):
+    return rc.encoder_params(config, run_of(wildcards))
+
+
 def passages_of(wildcards):
     """The passages the dataset retrieves from (its own, or those of its index.from)."""
     source = rc.index_dataset(config, wildcards.dataset)
@@ -134,19 +158,20 @@ def passages_of(wildcards):
 
 
 def predict_inputs(wildcards):
-    """The trained model, its base model (for the architecture), the test split and, for
-    co-supervision, the passage index and its passages (see datasets.<d>.index.from)."""
+    """The trained model (none for runs that decode with existing checkpoints), its base
+    model (for the architecture), the test split and, for co-supervision, the passage index
+    and its passages (see datasets.<d>.index.from) and the Embseq of `separate`."""
     run = run_of(wildcards)
     train = rc.training_run(config, run)
-    inputs = {
-        "model": trained_model(wildcards),
-        "base": f"results/models/{train.model}/{train.dataset}",
-        "test": f"results/data/{run.task}/{run.dataset}/test.jsonl",
-    }
+    inputs = {"test": f"results/data/{run.task}/{run.dataset}/test.jsonl"}
+    if not rc.decode_only(config, run):
+        inputs["model"] = trained_model(wildcards)
+        inputs["base"] = f"results/models/{train.model}/{train.dataset}"
     if run.method == "cosup":
         source = rc.index_dataset(config, run.dataset)
         inputs["index"] = f"{run_dir(run.on(source))}/index"
         inputs["passages"] = passages_of(wildcards)
+        inputs.update(rc.cosup_models(config, run)["inputs"])
     return inputs
 
 
@@ -240,6 +265,7 @@ def report_params():
     return canonical_json(
         {
             "baseline": rep["baseline_method"],
+            "baselines": rep["baselines"],
             "bootstrap_samples": rep["bootstrap_samples"],
             "bootstrap_seed": rep["bootstrap_seed"],
             "groups": rep["groups"],

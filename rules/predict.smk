@@ -1,12 +1,11 @@
 # Decoding of the test split with the run's method; for co-supervision, first the passage
-# index of the test dataset: its passages embedded by the run's Embseq in shards (one job each,
-# datasets.<d>.index.shards), merged into one faiss index.
+# index of the test dataset: its passages embedded by the run's Embseq (trained, or existing
+# checkpoints) in shards (one job each, datasets.<d>.index.shards), merged into one faiss index.
 
 
 rule embed_passages:
     input:
-        model=trained_model,
-        passages="results/data/{task}/{dataset}/passages.jsonl",
+        unpack(embed_inputs),
     output:
         vectors=run_file("index_shards/{shard}-of-{shards}.npy"),
         ids=run_file("index_shards/{shard}-of-{shards}.ids.json"),
@@ -25,6 +24,7 @@ rule embed_passages:
         runtime=model_resource("embed", "runtime"),
     params:
         batch_size=embed_params,
+        encoder=encoder_params,
     script:
         "../workflow_scripts/embed_passages.py"
 

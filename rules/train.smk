@@ -1,6 +1,8 @@
 # One training job per run; the method (sft, warmup, cosup) is a wildcard and a param.
 # Checkpoints go to {run}/checkpoints, outside the outputs, so a killed job resumes on rerun.
 # A job asking for k > 1 GPUs trains in k processes on its node (repro.launch: torchrun).
+# Co-supervision's `separate` trains Gen (rule train, NTP alone) and Embseq (rule
+# train_embseq, into {run}/embseq) in two jobs: they run in parallel and resume on their own.
 
 
 rule train:
@@ -34,3 +36,18 @@ rule train:
         checkpoints=run_file("checkpoints"),
     script:
         "../workflow_scripts/train.py"
+
+
+use rule train as train_embseq with:
+    output:
+        model=directory(
+            "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/embseq"
+        ),
+        log="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/train_log_embseq.jsonl",
+    log:
+        "logs/train_embseq/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_embseq/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+    params:
+        run=train_embseq_params,
+        checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints_embseq",

@@ -17,7 +17,9 @@ nothing. Otherwise:
   HF_HOME between the login and compute nodes);
 - `source.download` entries: a URL saved to `to` (a tar is extracted flat into `extract`, a
   .gz decompressed into `gunzip`), or a hub repo (`hf_repo`, `repo_type`, `revision`) snapshot
-  into the directory `to`;
+  into the directory `to`; with `expect` (file names) and `fallback` (another entry), the
+  fallback is fetched when the repo cannot be had or lacks an expected file, and the script
+  says which source it used (the co-supervision data: the official files, else Self-RAG's);
 - metric models named by a hub id (`metrics.comet.model` and the encoder its hparams.yaml
   names, of which COMET reads only the config and tokenizer; `metrics.bertscore.model`,
   `metrics.grounding.model`): into the hub cache, always (COMET finds its encoder there by the
@@ -25,6 +27,9 @@ nothing. Otherwise:
 - candidate pools (`pools.<p>`): the files of `corpus.download` and `embeddings.download`
   (psgs_w100.tsv, KILT's knowledge source, Contriever's precomputed embeddings) and the
   retriever checkpoint (`retriever.path`, a hub id).
+- co-supervision runs that decode with existing checkpoints (cosup option `checkpoints`):
+  Gen and Embseq snapshots, and the tokenizer files of `checkpoints.tokenizer`. A model whose
+  runs all decode with such checkpoints is not downloaded.
 Run it from the directory you run Snakemake in: relative `to` paths are relative to it.
 Then every warmup separator is encoded with its model's tokenizer (repro.separators); one that
 does not survive the round trip (mT5 turns "\n" into a bare space) fails the script, exit 1.
@@ -42,7 +47,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from repro.config import load_config  # noqa: E402
+from repro.config import decode_only, expand_runs, load_config, method_options  # noqa: E402
 from repro.data.schema import SPLITS  # noqa: E402
 from repro.data.sources import split_source  # noqa: E402
 from repro.metrics.availability import looks_like_path  # noqa: E402
@@ -72,7 +77,11 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         items.setdefault(key, item)
 
     for cfg in configs:
+        runs = expand_runs(cfg)
         for name, m in cfg["models"].items():
+            mine = [r for r in runs if r.model == name]
+            if mine and all(decode_only(cfg, r) for r in mine):
+                continue  # only decoded with existing checkpoints
             if m["kind"] == "hf" and _is_hub_id(m["path"]):
                 add({"what": "model", "name": name, "repo": m["path"],
                      "revision": m.get("revision"), "key": f"models.{name}.path"})
@@ -93,6 +102,13 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 add({"what": "model", "name": f"{name}_retriever", "repo": path,
                      "revision": (pool.get("retriever") or {}).get("revision"),
                      "key": f"pools.{name}.retriever.path"})
+        for run in runs:
+            ck = method_options(cfg, run).get("checkpoints") if run.method == "cosup" else None
+            for role in ("gen", "embseq", "tokenizer"):
+                if ck and ck.get(role) and _is_hub_id(ck[role]):
+                    add({"what": "tokenizer" if role == "tokenizer" else "model",
+                         "name": f"{run.variant}.{role}", "repo": ck[role], "revision": None,
+                         "key": f"cosup option checkpoints.{role} of {run.variant}"})
         for name, d in cfg["datasets"].items():
             src = d["source"]
             for entry in src.get("download") or []:
@@ -101,6 +117,8 @@ def plan(configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             for split in SPLITS:
                 spec = split_source(src, split)
+                if spec.get("absent"):  # a split the source does not have
+                    continue
                 for s in (spec, {**spec, "kind": "hf", **(spec.get("join") or {})}
                           if spec.get("join") else None):
                     if not s or s.get("kind") != "hf" or s["path"] in BUILDERS:
@@ -132,8 +150,8 @@ def metric_models(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 def describe(item: dict[str, Any]) -> str:
     rev = f"@{item['revision']}" if item.get("revision") else ""
-    if item["what"] == "model":
-        return f"model    {item['name']}: {item['repo']}{rev}"
+    if item["what"] in ("model", "tokenizer"):
+        return f"{item['what']:<8} {item['name']}: {item['repo']}{rev}"
     if item["what"] == "metric":
         if item.get("of"):
             encoder = item["repo"] or "the encoder"
@@ -146,7 +164,15 @@ def describe(item: dict[str, Any]) -> str:
         conf = f" ({item['name']})" if item.get("name") else ""
         return f"dataset  {item['dataset']}: {item['repo']}{conf}{rev} split {item['split']}"
     src = item.get("url") or f"hub {item.get('repo_type', 'model')} {item['hf_repo']}{rev}"
-    return f"file     {item['dataset']}: {src} -> {item['to']}"
+    line = f"file     {item['dataset']}: {src} -> {item['to']}"
+    if item.get("fallback"):
+        other = describe({"dataset": item["dataset"], **item["fallback"], "what": "file"})
+        line += f" (else {other[9:]})"
+    return line
+
+
+TOKENIZER_PATTERNS = ["tokenizer*", "special_tokens_map.json", "*.model", "added_tokens.json",
+                      "config.json"]
 
 
 def fetch_metric(item: dict[str, Any]) -> None:
@@ -171,7 +197,17 @@ def fetch_metric(item: dict[str, Any]) -> None:
 def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
     if item["what"] == "metric":
         fetch_metric(item)
-    elif item["what"] == "model":
+        return
+    if item["what"] == "tokenizer":
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(item["repo"], revision=item.get("revision"),
+                          allow_patterns=TOKENIZER_PATTERNS)
+        return
+    if item.get("fallback") or item.get("expect"):
+        print(f"  source used: {fetch_with_fallback(item)}", flush=True)
+        return
+    if item["what"] == "model":
         from huggingface_hub import snapshot_download
 
         local = models_dir / item["name"] if models_dir else None
@@ -219,6 +255,25 @@ def fetch(item: dict[str, Any], models_dir: Path | None) -> None:
                         assert src is not None
                         with src, open(dest / Path(member.name).name, "wb") as out:
                             shutil.copyfileobj(src, out)
+
+
+def fetch_with_fallback(item: dict[str, Any]) -> str:
+    """Fetch the entry; when it fails or lacks a file of `expect`, its `fallback` (which may
+    have its own). Returns the source used; raises when none has its files."""
+    entry = {k: v for k, v in item.items() if k not in ("fallback", "expect")}
+    name = entry.get("url") or entry.get("hf_repo")
+    try:
+        fetch({**entry, "what": "file"}, None)
+        missing = [f for f in item.get("expect") or [] if not (Path(item["to"]) / f).is_file()]
+        error = f"{name} lacks {missing}" if missing else None
+    except Exception as e:  # noqa: BLE001 (the hub raises many kinds: say it, try the next)
+        error = f"{name}: {type(e).__name__}: {e}"
+    if error is None:
+        return name
+    if not item.get("fallback"):
+        raise SystemExit(f"download failed and no fallback: {error}")
+    print(f"  {error}; trying the fallback", flush=True)
+    return fetch_with_fallback({"dataset": item.get("dataset"), **item["fallback"]})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,7 @@ def test_expand_runs_grid_and_ids():
     assert ids[0] == "translation/synth_en_xa/tiny_t5/sft/default/seed0"
     assert len(set(ids)) == len(ids)
     # the embedded default: SFT and warmup on every synthetic task of the warmup paper, for an
-    # encoder-decoder and a decoder-only model; an n sweep; the three co-supervision variants
+    # encoder-decoder and a decoder-only model; an n sweep; the four co-supervision variants
     for task, dataset in (("translation", "synth_en_xa"), ("summarization", "synth_sum"),
                           ("multiple_choice", "synth_mc")):
         for model in ("tiny_t5", "tiny_llama"):
@@ -43,13 +43,13 @@ def test_expand_runs_grid_and_ids():
           if r.method == "warmup" and r.dataset == "synth_en_xa" and r.model == "tiny_t5"}
     assert ns == {1, 2, 4}
     for dataset in ("synth_kb", "synth_kb_unseen"):
-        for variant in ("ntp", "nsp", "ntp+nsp"):
+        for variant in ("separate", "ntp", "nsp", "ntp+nsp"):
             assert f"knowledge/{dataset}/tiny_llama/cosup/{variant}/seed0" in ids
     # one training per co-supervision variant: the unseen split is decoded by synth_kb's models
     trained = {r.id for r in rc.training_runs(cfg)}
     assert "knowledge/synth_kb/tiny_llama/cosup/nsp/seed0" in trained
     assert not any("synth_kb_unseen" in t for t in trained)
-    assert len(trained) == len(runs) - 3
+    assert len(trained) == len(runs) - 4
 
 
 def test_train_on_resolves_the_training_run_and_checks_references():

@@ -138,14 +138,94 @@ def test_instance_tokens_and_ntp_labels(base, mask_passage):
     prompt = tok("Where was Ana Rive born?\n=>")["input_ids"]
     insert = method.insert_ids(PASSAGES[0])
     answer = tok("Tolo", add_special_tokens=False)["input_ids"]
-    assert insert[0] == method.open_id and insert[-1] == method.close_id
-    assert tok.decode(insert[1:-1]) == "Ana Rive :: Ana Rive was born in Tolo in 1950."
-    assert f["input_ids"] == prompt + [method.nsp_id] + insert + answer + [tok.eos_token_id]
-    given = [IGNORE] * len(insert) if mask_passage else insert
-    assert f["labels"] == ([IGNORE] * len(prompt) + [method.nsp_id] + given + answer
-                           + [tok.eos_token_id])
+    assert tok.decode(insert) == "Ana Rive :: Ana Rive was born in Tolo in 1950."
+    ret, cs, ce, eos = method.ret_id, method.cs_id, method.ce_id, tok.eos_token_id
+    # prompt [Ret] passage [Cs] answer [Ce] </s>: the official sequence
+    assert f["input_ids"] == prompt + [ret] + insert + [cs] + answer + [ce, eos]
+    given = [IGNORE] * (len(insert) + 1) if mask_passage else insert + [cs]
+    assert f["labels"] == [IGNORE] * len(prompt) + [ret] + given + answer + [ce, eos]
     emb = method.embseq_tokenizer("Ana Rive was born in Tolo in 1950.")["input_ids"]
     assert f["evidence"] == ["P0"] and f["evidence_ids"] == [emb + [tok.eos_token_id]]
+    no_eos = setup_method(base, embed_eos=False)[2][0]  # the official <s> text
+    assert no_eos["evidence_ids"] == [emb]
+
+
+def test_official_special_tokens_are_added_in_the_official_order(base):
+    _, path, _ = base
+    tok = load_tokenizer(path, "decoder-only")
+    n = len(tok)
+    tok.pad_token = tok.eos_token  # as load_tokenizer leaves Llama-2's (it has no pad token)
+    method = get_method("cosup", {}, tok, "decoder-only")
+    # run_train.py 81-85: <PAD>, then [Cs], [Ce], then [Ret]
+    assert tok.convert_tokens_to_ids(["<PAD>", "[Cs]", "[Ce]", "[Ret]"]) == [n, n + 1, n + 2,
+                                                                              n + 3]
+    assert tok.pad_token == "<PAD>" and method.ret_id == n + 3
+    own = load_tokenizer(path, "decoder-only")  # a tokenizer with its own pad keeps it
+    get_method("cosup", {}, own, "decoder-only")
+    assert own.convert_tokens_to_ids(["[Cs]", "[Ce]", "[Ret]"]) == [n, n + 1, n + 2]
+    assert own.pad_token == "<pad>"
+
+
+def test_passage_text_in_the_data_is_not_inserted_again(base):
+    """The official data may hold the passage after its placeholder: it is used once."""
+    method, _, _, _ = setup_method(base)
+    tok = method.tokenizer
+    passages = {p["id"]: p for p in PASSAGES}
+    inline = {"id": "x", "source": "Where was Ana Rive born?",
+              "output": "[Ret]Ana Rive :: Ana Rive was born in Tolo in 1950.[Cs]Tolo[Ce]",
+              "evidence": ["P0"]}
+    absent = {**inline, "output": "[Ret][Cs]Tolo[Ce]"}
+    a = method.encode_instance(inline, passages, TRAINING, {})
+    b = method.encode_instance(absent, passages, TRAINING, {})
+    text = tok.decode(a["input_ids"])
+    assert text.count("was born in Tolo in 1950") == 1
+    assert tok.decode(b["input_ids"]).count("was born in Tolo in 1950") == 1
+    assert a["evidence"] == b["evidence"] == ["P0"]
+    ret = a["input_ids"].index(method.ret_id)
+    passage_labels = a["labels"][ret + 1: a["input_ids"].index(method.cs_id) + 1]
+    assert set(passage_labels) == {IGNORE}  # given, masked, inline or inserted
+
+
+def test_official_records_with_and_without_the_passage_hold_it_once(base):
+    """Fixture in the official format (tests/data/cosup_train/inline.train.pickle): a passage
+    already after its placeholder is not inserted again; an absent one is inserted once."""
+    import json
+    import pickle
+    from pathlib import Path
+
+    from repro.data.cosup_format import convert_official, instance_from_record
+
+    data = Path(__file__).parent / "data" / "cosup_train"
+    table = pickle.loads((data / "inline.train.pickle").read_bytes())
+    rows = [dict(zip(table, values, strict=True)) for values in zip(*table.values(),
+                                                                     strict=True)]
+    ids2text = json.loads((data / "ids2text.json").read_text(encoding="utf-8"))
+    records, passages, stats = convert_official(rows, ids2text)
+    assert (stats["passages_inline"], stats["passages_to_insert"]) == (1, 1)
+    method, _, _, _ = setup_method(base)
+    by_id = {p["id"]: p for p in passages}
+    for rec in records:
+        inst = instance_from_record(rec, by_id)
+        f = method.encode_instance(inst, by_id, TRAINING, {})
+        ids, passage = f["input_ids"], method.insert_ids(by_id[inst["evidence"][0]])
+        hits = [i for i in range(len(ids)) if ids[i: i + len(passage)] == passage]
+        assert len(hits) == 1, rec["id"]
+        assert ids[hits[0] - 1] == method.ret_id and ids[hits[0] + len(passage)] == method.cs_id
+
+
+def test_total_length_cut_keeps_the_passages_of_the_retrieval_points_left(base):
+    method, _, _, _ = setup_method(base)
+    passages = {p["id"]: p for p in PASSAGES}
+    inst = {"id": "x", "source": "Where was Ana Rive born?",
+            "output": "[Ret][Cs]Tolo[Ce] [Ret][Cs]baker[Ce]", "evidence": ["P0", "P2"]}
+    full = method.encode_instance(inst, passages, TRAINING, {})
+    cut = len(full["input_ids"]) - 3  # cuts inside the second span: both [Ret] stay
+    f = method.encode_instance(inst, passages, {**TRAINING, "max_total_len": cut}, {})
+    assert len(f["input_ids"]) == cut and f["evidence"] == ["P0", "P2"]
+    second = [i for i, t in enumerate(full["input_ids"]) if t == method.ret_id][1]
+    f = method.encode_instance(inst, passages, {**TRAINING, "max_total_len": second}, {})
+    assert f["input_ids"] == full["input_ids"][:second] and f["evidence"] == ["P0"]
+    assert len(f["evidence_ids"]) == 1
 
 
 def test_collator_deduplicates_passages(base):
@@ -164,7 +244,7 @@ def test_query_and_sequence_embeddings_at_the_right_positions(base, left):
     with torch.no_grad():
         q = model.queries(hidden_states(model.gen.base_model, ids, mask), ids)
         for i, f in enumerate(feats):
-            j = f["input_ids"].index(method.nsp_id)
+            j = f["input_ids"].index(method.ret_id)
             alone = torch.tensor([f["input_ids"][: j + 1]])
             want = hidden_states(model.gen.base_model, alone, torch.ones_like(alone))[0, -1]
             torch.testing.assert_close(q[i], want, rtol=1e-4, atol=1e-5)
@@ -215,7 +295,7 @@ def test_gradients_ntp_nsp_reach_both_models(base):
     gen = grads(model.gen)
     assert nonzero(gen["model.layers.0.self_attn.q_proj.weight"])
     assert nonzero(gen["model.embed_tokens.weight"])
-    # NSP alone reaches Gen's body through the [NSP] states, not the LM head
+    # NSP alone reaches Gen's body through the [Ret] states, not the LM head
     model.zero_grad()
     out = model(**batch)
     out["nsp_loss"].backward()
@@ -262,7 +342,7 @@ def test_saved_layout_loads_gen_and_embseq_separately(base, tmp_path):
     method.save(SimpleNamespace(args=SimpleNamespace(should_save=True)), out)
     gen = load_model(str(out), "decoder-only")
     tok = load_tokenizer(str(out), "decoder-only")
-    assert tok.convert_tokens_to_ids("[NSP]") == method.nsp_id
+    assert tok.convert_tokens_to_ids("[Ret]") == method.ret_id
     assert gen.config.vocab_size == len(tok)
     torch.testing.assert_close(gen.lm_head.weight, model.gen.lm_head.weight)
     assert (out / "embseq" / "sequence_encoder.json").is_file()
@@ -296,6 +376,8 @@ class Scripted:
         self.method, self.scripts, self.calls = method, scripts, []
 
     def __call__(self, input_ids, attention_mask, **kw):
+        if "generation_config" in kw:  # the settings of the call, flattened
+            kw = {**kw.pop("generation_config").to_dict(), **kw}
         self.calls.append((input_ids.clone(), attention_mask.clone(), kw))
         rows = []
         for ids, m in zip(input_ids, attention_mask, strict=True):
@@ -313,56 +395,143 @@ def test_decoding_inserts_the_retrieved_passage_and_continues(base, monkeypatch)
     tok = method.tokenizer
     a, b = tok("Tolo", add_special_tokens=False)["input_ids"], tok(
         "baker", add_special_tokens=False)["input_ids"]
-    eos, nsp = tok.eos_token_id, method.nsp_id
+    eos, ret, cs, ce = tok.eos_token_id, method.ret_id, method.cs_id, method.ce_id
     p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
-    script = Scripted(method, {tuple(p0): [[a[0], nsp], a[1:] + [eos]],
+    script = Scripted(method, {tuple(p0): [[a[0], ret], a[1:] + [ce], [eos]],
                                tuple(p2): [b + [eos]]})
     monkeypatch.setattr(gen, "generate", script)
     cands = {"a": None, "c": ["P1", "P2"]}
     recs = [{**r, "candidates": cands[r["id"]]} for r in recs]
     out = method.decode_records(gen, recs, batch, {"max_new_tokens": 20})
-    # the query is Gen's state at [NSP] given everything before it
-    seq = torch.tensor([p0 + [a[0], nsp]])
+    # the query is Gen's state at [Ret] given everything before it
+    seq = torch.tensor([p0 + [a[0], ret]])
     h = hidden_states(gen.base_model, seq, torch.ones_like(seq))[0].detach().numpy()
     best, before = (method.index.ids[int(np.argmax(method.index.vectors @ h[j]))]
                     for j in (-1, -2))
-    assert best != before  # the setup tells the [NSP] state from its neighbour's
+    assert best != before  # the setup tells the [Ret] state from its neighbour's
     assert out[0]["retrieved"] == [best] and out[1]["retrieved"] == []
     second = script.calls[1][0][script.calls[1][1].bool()].tolist()
     passage = method.passages[best]
-    assert second == p0 + [a[0], nsp] + method.insert_ids(passage)  # exactly the passage
+    # exactly the passage, then [Cs]: the official `[Ret] title :: text [Cs]`
+    assert second == p0 + [a[0], ret] + method.insert_ids(passage) + [cs]
     assert out[0]["hypothesis"] == tok.decode(a, skip_special_tokens=True)
-    assert out[1]["hypothesis"] == "baker"
-    assert f"<p> {passage['title']} :: {passage['text']}</p>" in out[0]["raw_output"]
-    assert set(out[0]) == {"hypothesis", "retrieved", "raw_output", "decode_seconds"}
-    kw = script.calls[0][2]
-    assert kw["eos_token_id"] == [eos, nsp] and [method.open_id] in kw["bad_words_ids"]
+    assert out[1]["hypothesis"] == "baker" and out[1]["spans"] == []
+    raw = out[0]["raw_output"]
+    assert raw.count("[Ret]") == raw.count("[Cs]") == raw.count("[Ce]") == 1
+    assert f"{passage['title']} :: {passage['text']}" in raw
+    assert out[0]["spans"] == [{"text": raw[raw.index("[Cs]") + 4: raw.index("[Ce]")].strip(),
+                                "passage_id": best}]
+    assert set(out[0]) == {"hypothesis", "retrieved", "raw_output", "spans", "decode_seconds"}
+    first, inside, after = (c[2] for c in script.calls[:3])
+    # [Cs] is never generated; [Ce] only inside a span, where it stops the round
+    assert first["eos_token_id"] == [eos, ret] and first["bad_words_ids"] == [[cs], [ce]]
+    assert inside["eos_token_id"] == [eos, ret, ce] and inside["bad_words_ids"] == [[cs]]
+    assert after["bad_words_ids"] == [[cs], [ce]]
+    assert first["do_sample"] is False and first["num_beams"] == 1  # every setting explicit
+
+
+def test_decoding_forces_ce_before_a_new_ret_and_at_the_end(base, monkeypatch):
+    method, gen, recs, feats, batch = decode_setup(base, max_retrievals=None)
+    tok = method.tokenizer
+    x = tok("Tolo", add_special_tokens=False)["input_ids"][0]
+    eos, ret, cs, ce = tok.eos_token_id, method.ret_id, method.cs_id, method.ce_id
+    p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
+    # span 1 is left open by a new [Ret]; span 2 by </s>
+    script = Scripted(method, {tuple(p0): [[ret], [x, ret], [x, eos]], tuple(p2): [[eos]]})
+    monkeypatch.setattr(gen, "generate", script)
+    recs = [{**r, "candidates": ["P1", "P2"]} for r in recs]
+    out = method.decode_records(gen, recs, batch, {"max_new_tokens": 20})
+    r0 = out[0]
+    assert len(r0["retrieved"]) == 2
+    third = script.calls[2][0][script.calls[2][1].bool()].tolist()
+    first_passage = method.insert_ids(method.passages[r0["retrieved"][0]])
+    assert third[len(p0):len(p0) + len(first_passage) + 5] == \
+        [ret] + first_passage + [cs, x, ce, ret]  # [Ce] forced before the second [Ret]
+    raw = r0["raw_output"]
+    assert raw.count("[Ce]") == 2 and raw.endswith("[Ce]")  # forced at the end
+    assert [s["passage_id"] for s in r0["spans"]] == r0["retrieved"]
+    assert r0["hypothesis"] == tok.decode([x, x], skip_special_tokens=True).strip()
 
 
 def test_decoding_restricts_to_candidates_and_caps_retrievals(base, monkeypatch):
     method, gen, recs, feats, batch = decode_setup(base, max_retrievals=1)
     tok = method.tokenizer
-    eos, nsp = tok.eos_token_id, method.nsp_id
+    eos, ret, ce = tok.eos_token_id, method.ret_id, method.ce_id
     x = tok("Tolo", add_special_tokens=False)["input_ids"][0]
     p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
-    script = Scripted(method, {tuple(p0): [[nsp], [x, eos]], tuple(p2): [[nsp], [x, eos]]})
+    script = Scripted(method, {tuple(p0): [[ret], [x, eos]], tuple(p2): [[ret], [x, eos]]})
     monkeypatch.setattr(gen, "generate", script)
     recs = [{**r, "candidates": ["P1"]} for r in recs]
     out = method.decode_records(gen, recs, batch, {"max_new_tokens": 20})
     assert [o["retrieved"] for o in out] == [["P1"], ["P1"]]
-    kw = script.calls[1][2]  # after one retrieval: [NSP] is banned and no longer a stop token
-    assert kw["eos_token_id"] == [eos] and [nsp] in kw["bad_words_ids"]
+    kw = script.calls[1][2]  # after one retrieval: [Ret] is banned and no longer a stop token
+    assert kw["eos_token_id"] == [eos, ce] and [ret] in kw["bad_words_ids"]
 
 
-def test_decoding_budget_counts_generated_tokens_only(base, monkeypatch):
+def test_decoding_budgets(base, monkeypatch):
     method, gen, recs, feats, batch = decode_setup(base, retrieve_first=True)
     x = method.tokenizer("Tolo", add_special_tokens=False)["input_ids"][0]
     p0, p2 = feats[0]["prompt_ids"], feats[1]["prompt_ids"]
     script = Scripted(method, {tuple(p0): [[x] * 3], tuple(p2): [[x] * 3]})
     monkeypatch.setattr(gen, "generate", script)
     out = method.decode_records(gen, recs, batch, {"max_new_tokens": 3})
-    assert all(len(o["retrieved"]) == 1 for o in out)  # forced [NSP] after the prompt
-    assert script.calls[0][2]["max_new_tokens"] == 2  # [NSP] counted, the passage is not
+    assert all(len(o["retrieved"]) == 1 for o in out)  # forced [Ret] after the prompt
+    assert script.calls[0][2]["max_new_tokens"] == 2  # [Ret] counted, the passage is not
+    # the total budget counts the prompt and the inserted passages too (official max_length)
+    method, gen, recs, feats, batch = decode_setup(base, retrieve_first=True)
+    script = Scripted(method, {tuple(p0): [[x] * 9], tuple(p2): [[x] * 9]})
+    monkeypatch.setattr(gen, "generate", script)
+    longest = max(len(p) for p in (p0, p2))
+    cap = longest + 1 + max(len(method.insert_ids(p)) for p in method.passages.values()) + 1 + 4
+    out = method.decode_records(gen, recs, batch, {"max_new_tokens": 50, "max_total_len": cap})
+    ids, mask, kw = script.calls[0]
+    rows = [row[m.bool()].tolist() for row, m in zip(ids, mask, strict=True)]
+    assert all(r[-1] == method.cs_id for r in rows)  # prompt [Ret] passage [Cs]
+    assert kw["max_new_tokens"] == max(cap - len(r) for r in rows) > 0
+    assert all(len(o["raw_output"]) for o in out)
+    # a passage that does not fit is retrieved (recorded, as official) but not inserted
+    method, gen, recs, feats, batch = decode_setup(base, retrieve_first=True)
+    monkeypatch.setattr(gen, "generate", Scripted(method, {}))
+    out = method.decode_records(gen, recs, batch, {"max_new_tokens": 50,
+                                                   "max_total_len": longest + 3})
+    assert all(len(o["retrieved"]) == 1 and o["raw_output"] == "[Ret]" for o in out)
+
+
+def test_generation_settings_are_explicit(base, monkeypatch):
+    """Each round's generate call spells out every setting: greedy by default, the official
+    sampling when asked (T 0.7, top-p 0.9, top-k 50), always one beam."""
+    method, gen, recs, feats, batch = decode_setup(base)
+    eos = method.tokenizer.eos_token_id
+    for decoding, expected in (
+            ({"max_new_tokens": 4, "num_beams": 4}, {"do_sample": False, "num_beams": 1}),
+            ({"max_new_tokens": 4, "do_sample": True, "temperature": 0.7, "top_p": 0.9,
+              "top_k": 50}, {"do_sample": True, "num_beams": 1, "temperature": 0.7,
+                             "top_p": 0.9, "top_k": 50, "repetition_penalty": 1.0})):
+        script = Scripted(method, {tuple(f["prompt_ids"]): [[eos]] for f in feats})
+        monkeypatch.setattr(gen, "generate", script)
+        method.decode_records(gen, recs, batch, decoding)
+        kw = script.calls[0][2]
+        assert {k: kw[k] for k in expected} == expected
+
+
+def test_a_sampling_generation_config_in_the_checkpoint_does_not_apply(base):
+    """Llama-2 checkpoints ship do_sample: true; greedy decoding stays greedy, sampling is
+    seeded."""
+    method, gen, recs, feats, batch = decode_setup(base, retrieve_first=True)
+    gen.generation_config.do_sample = True
+    gen.generation_config.temperature = 50.0
+    gen.generation_config.top_k = 0
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        runs.append(method.decode_records(gen, recs, batch, {"max_new_tokens": 8}))
+    assert [o["hypothesis"] for o in runs[0]] == [o["hypothesis"] for o in runs[1]]
+    sampled = []
+    for seed in (3, 3):
+        torch.manual_seed(seed)
+        sampled.append(method.decode_records(gen, recs, batch, {
+            "max_new_tokens": 8, "do_sample": True, "temperature": 5.0, "top_p": 1.0}))
+    assert [o["raw_output"] for o in sampled[0]] == [o["raw_output"] for o in sampled[1]]
 
 
 def test_real_batched_decoding_equals_one_at_a_time(base):

@@ -206,15 +206,16 @@ def test_kilt_triviaqa_questions_joined_from_triviaqa(hub, tmp_path):
 
 
 def test_cosup_training_split_from_the_official_pickle(hub, tmp_path):
-    from repro.data.cosup_format import NSP_TOKEN, instances_from_records
+    from repro.data.cosup_format import instances_from_records
 
     out, passages, stats = run(COSUP, "cosup_train", tmp_path)
     train, val = out["train"], out["validation"]
     assert [len(train), len(val)] == [2, 1]
     assert train[1]["source"].endswith("what is the capital of russia## Output:\n\n")
     assert train[1]["evidence"] == ["12"]
-    assert train[1]["cosup_output"] == f"{NSP_TOKEN}[Cs]Moscow (Москва) is the capital of " \
-                                       "Russia.[Ce]"
+    assert train[1]["cosup_output"] == "[Ret][Cs]Moscow (Москва) is the capital of Russia.[Ce]"
+    assert stats["train"]["source"] == "primary"  # the official files, not the Self-RAG fallback
+    assert stats["train"]["convert"]["passages_to_insert"] == 2
     assert val[0]["evidence"] == ["13", "11"]
     texts = {p["id"]: p["text"] for p in passages}
     assert "长江" in texts["13"]

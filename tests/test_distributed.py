@@ -346,10 +346,13 @@ def test_launch_plan_of_the_7b_cosup_runs_names_resources_and_command():
 
     cfg = load_config(ROOT / "config" / "paper_cosup.yaml")
     lines = launch_plan(cfg, training_runs(cfg))
-    assert len(lines) == 10
-    assert lines[0] == (
-        "train knowledge/cosup_train/llama2_7b/cosup/ntp/seed2: 8 GPUs, 640000 MB, 4320 min: "
-        "python -m torch.distributed.run --standalone --nproc_per_node=8 "
-        f"--shutdown-timeout={launch.SHUTDOWN_SECONDS} -m repro.train_cli "
-        "results/runs/knowledge/cosup_train/llama2_7b/cosup/ntp/seed2/checkpoints/launch.json")
+    assert len(lines) == 12  # 11 variants, `separate` in two jobs
+    run = "knowledge/cosup_train/llama2_7b/cosup/separate/seed2"
+    cmd = ("python -m torch.distributed.run --standalone --nproc_per_node=8 "
+           f"--shutdown-timeout={launch.SHUTDOWN_SECONDS} -m repro.train_cli ")
+    assert lines[:2] == [
+        f"train {run}: 8 GPUs, 640000 MB, 4320 min: {cmd}results/runs/{run}/checkpoints/"
+        "launch.json",
+        f"train_embseq {run}: 8 GPUs, 640000 MB, 4320 min: {cmd}results/runs/{run}/"
+        "checkpoints_embseq/launch.json"]
     assert launch_plan(load_config(ROOT / "config" / "config.yaml"), []) == []

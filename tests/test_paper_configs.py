@@ -22,19 +22,27 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # Runs: warmup = 8 directions x {sft, warmup} x 3 seeds + XSum 2 x 3 + LogiQA2 2 models x 2 x 3
 # (66 main) + 13 ablation variants on de-en (n 4, warmup length 3, separator 3, loss 3); a COMET
 # job per translation run (48 + 13).
-# cosup = 10 test datasets x (3 main + 3 lambda + 2 batch size + 2 Embseq) variants, one seed,
-# trained once per variant on cosup_train (train_on); one passage index per variant and test
-# set over its pooled passages (8 shards for each KILT set, one for each ALCE set); the KILT
-# pools: 16 shards of Contriever's precomputed embeddings converted, one search per KILT set.
+# cosup = 10 test datasets x (4 main: separate, ntp+nsp, ntp, nsp + 3 lambda + 2 batch size
+# + 2 Embseq) variants, one seed, trained once per variant on cosup_train (train_on): 11
+# `train` jobs (Gen alone for `separate`) + 1 `train_embseq` (the Embseq of `separate`); one
+# passage index per variant and test set over its pooled passages (8 shards for each KILT set,
+# one for each ALCE set); the KILT pools: 16 shards of Contriever's precomputed embeddings
+# converted, one search per KILT set.
+# cosup released = the same 10 test sets and pools x 2 checkpoint pairs (separate, ntp+nsp): no
+# base model, no training.
 EXPECTED = {
     "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
                           "predict": 79, "comet": 61, "evaluate": 79, "report": 1, "all": 1,
                           "total": 331},
-    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 10,
-                         "pool_embeddings": 16, "search_pools": 8,
-                         "embed_passages": 10 * (8 * 8 + 2), "build_index": 10 * 10,
-                         "predict": 100, "evaluate": 100, "kilt_export": 100, "report": 1,
-                         "all": 1, "total": 1119},
+    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 11,
+                         "train_embseq": 1, "pool_embeddings": 16, "search_pools": 8,
+                         "embed_passages": 11 * (8 * 8 + 2), "build_index": 11 * 10,
+                         "predict": 110, "evaluate": 110, "kilt_export": 110, "report": 1,
+                         "all": 1, "total": 1227},
+    "paper_cosup_released.yaml": {"fetch": 10, "filter": 10, "pool_embeddings": 16,
+                                  "search_pools": 8, "embed_passages": 2 * (8 * 8 + 2),
+                                  "build_index": 2 * 10, "predict": 20, "evaluate": 20,
+                                  "kilt_export": 20, "report": 1, "all": 1, "total": 258},
 }
 
 
@@ -92,7 +100,7 @@ def test_cosup_config_runs():
     assert len({r.dataset for r in runs}) == 10
     assert {r.dataset for r in rc.training_runs(cfg)} == {"cosup_train"}
     main = {r.variant for r in runs if r.dataset == "kilt_nq"}
-    assert {"ntp", "nsp", "ntp+nsp"} <= main
+    assert {"separate", "ntp", "nsp", "ntp+nsp"} <= main
     opts = [rc.resolve(cfg, r)["method"]["options"] for r in runs]
     assert sorted({o["nsp_weight"] for o in opts}) == [0.001, 0.01, 0.1, 1.0]
     paths = {m["path"] for m in cfg["models"].values()}
@@ -108,6 +116,22 @@ def test_cosup_config_runs():
     pool = cfg["pools"]["wiki_contriever_msmarco"]
     assert (pool["k"], pool["retriever"]["path"]) == (100, "facebook/contriever-msmarco")
     assert {o["retrieval_scope"] for o in opts} == {"candidates"}
+
+
+def test_released_config_tests_as_the_paper_config():
+    """paper_cosup_released.yaml decodes and scores exactly as paper_cosup.yaml: the same test
+    sets (without train_on), pools, decoding and metrics, and the prompt keys of training."""
+    paper = rc.load_config(ROOT / "config" / "paper_cosup.yaml")
+    released = rc.load_config(ROOT / "config" / "paper_cosup_released.yaml")
+    for name, d in released["datasets"].items():
+        assert d == {**paper["datasets"][name], "train_on": None}, name
+    assert set(released["datasets"]) == set(paper["datasets"]) - {"cosup_train"}
+    for key in ("pools", "decoding", "metrics"):
+        assert released[key] == paper[key], key
+    for key in ("prompt_template", "prompt_suffix", "max_source_len"):
+        assert released["training"][key] == paper["training"][key], key
+    decode_options = {k: v for k, v in released["methods"]["cosup"].items()}
+    assert {k: paper["methods"]["cosup"][k] for k in decode_options} == decode_options
 
 
 def test_cosup_config_scores_each_dataset_as_the_official_code():
@@ -153,7 +177,7 @@ def test_missing_checkpoint_fails_before_training_naming_the_key(tmp_path, monke
 def test_predownload_list_mode_names_every_download():
     proc = subprocess.run(
         [sys.executable, "scripts/predownload.py", "--list", "config/paper_warmup.yaml",
-         "config/paper_cosup.yaml"],
+         "config/paper_cosup.yaml", "config/paper_cosup_released.yaml"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -165,9 +189,15 @@ def test_predownload_list_mode_names_every_download():
                    "mandarjoshi/trivia_qa", "kaist-ai/ntp_nsp_cosupervision_train",
                    "ALCE-data.tar", "metrics.true_nli: google/t5_xxl_true_nli_mixture",
                    "nltk     punkt_tab", "psgs_w100.tsv.gz", "facebook/contriever-msmarco",
-                   "contriever-msmarco/wikipedia_embeddings.tar"):
+                   "contriever-msmarco/wikipedia_embeddings.tar",
+                   "selfrag/selfrag_train_data", "kaist-ai/cosupervision-gen-Llama2_7b",
+                   "kaist-ai/cosupervision-emb_seq-Llama2_7b",
+                   "kaist-ai/separate_supervision-gen-Llama2_7b",
+                   "kaist-ai/separate_supervision-emb_seq-Llama2_7b",
+                   "tokenizer ntp+nsp.tokenizer: meta-llama/Llama-2-7b-hf"):
         assert needle in out, needle
     assert out.count("kaist-ai/ntp_nsp_cosupervision_train") == 1  # one download, ten datasets
+    assert "split None" not in out  # a split a source does not have is not downloaded
 
 
 def test_published_numbers_point_at_paper_config_runs():

@@ -38,7 +38,7 @@ def done(tmp_path_factory):
 
 def test_every_run_has_metrics(done):
     runs = sorted((done / "results" / "runs").glob("*/*/*/*/*/seed*/metrics.json"))
-    assert len(runs) == 13
+    assert len(runs) == 15
     expected = {task: set(names) for task, names in TASK_METRICS.items()}
     for path in runs:
         m = json.loads(path.read_text())
@@ -65,16 +65,19 @@ def test_warmup_runs_keep_warmups_and_analysis(done):
 
 def test_cosup_trains_once_retrieves_and_exports_kilt_files(done):
     runs = done / "results/runs/knowledge"
-    for variant in ("ntp", "nsp", "ntp+nsp"):
+    for variant in ("separate", "ntp", "nsp", "ntp+nsp"):
         trained = runs / "t_kb/tiny_llama/cosup" / variant / "seed0"
         unseen = runs / "t_kb_unseen/tiny_llama/cosup" / variant / "seed0"
-        assert (trained / "model/embseq").is_dir() and not (unseen / "model").exists()
+        # `separate`: Gen and Embseq from two training jobs; the others: model/embseq
+        embseq = trained / ("embseq" if variant == "separate" else "model/embseq")
+        assert embseq.is_dir() and not (unseen / "model").exists()
         assert sorted(p.name for p in (unseen / "index_shards").glob("*.npy")) == [
             "0-of-2.npy", "1-of-2.npy"]
         for run in (trained, unseen):
             assert (run / "index/index.faiss").is_file()
             preds = [json.loads(line) for line in (run / "predictions.jsonl").open()]
             assert all(isinstance(p["retrieved"], list) for p in preds)
+            assert all(isinstance(p["spans"], list) and "raw_output" in p for p in preds)
             metrics = json.loads((run / "metrics.json").read_text())["metrics"]
             assert "value" in metrics["r_precision"] and "value" in metrics["correctness"]
             guess = [json.loads(line) for line in (run / "kilt/kilt_guess.jsonl").open()]

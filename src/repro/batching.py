@@ -18,19 +18,33 @@ from repro.models import ENCODER_DECODER
 IGNORE = -100
 
 
-def prompt_text(source: str, prompt_suffix: str) -> str:
-    return source + prompt_suffix
+DEFAULT_TEMPLATE = "{instruction}{source}"  # training.prompt_template's default
+
+
+def prompt_text(source: str, prompt_suffix: str, template: str = DEFAULT_TEMPLATE,
+                instruction: str = "") -> str:
+    """The prompt of a record: `template` on the dataset's instruction and the record's source,
+    then `prompt_suffix` (decoder-only models)."""
+    return template.format(instruction=instruction, source=source) + prompt_suffix
+
+
+def prompt_options(training: dict[str, Any]) -> dict[str, str]:
+    """`template` and `instruction` of the resolved training config, for encode_record."""
+    return {"template": training.get("prompt_template", DEFAULT_TEMPLATE),
+            "instruction": training.get("instruction", "")}
 
 
 def encode_record(rec: dict[str, Any], tokenizer, arch: str, max_source_len: int,
-                  max_target_len: int, prompt_suffix: str = "\n=>") -> dict[str, Any]:
+                  max_target_len: int, prompt_suffix: str = "\n=>", *,
+                  template: str = DEFAULT_TEMPLATE, instruction: str = "") -> dict[str, Any]:
     """Token ids of one record: `prompt_ids` (encoder input or decoder prompt) and `target_ids`."""
     if arch == ENCODER_DECODER:
-        prompt = tokenizer(rec["source"], truncation=True, max_length=max_source_len)["input_ids"]
+        source = prompt_text(rec["source"], "", template, instruction)
+        prompt = tokenizer(source, truncation=True, max_length=max_source_len)["input_ids"]
         target = tokenizer(rec["target"], truncation=True, max_length=max_target_len)["input_ids"]
     else:
-        prompt = tokenizer(prompt_text(rec["source"], prompt_suffix), truncation=True,
-                           max_length=max_source_len)["input_ids"]
+        prompt = tokenizer(prompt_text(rec["source"], prompt_suffix, template, instruction),
+                           truncation=True, max_length=max_source_len)["input_ids"]
         target = tokenizer(rec["target"], add_special_tokens=False, truncation=True,
                            max_length=max_target_len - 1)["input_ids"] + [tokenizer.eos_token_id]
     return {"id": rec["id"], "prompt_ids": prompt, "target_ids": target}

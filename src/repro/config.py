@@ -22,8 +22,10 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 NOT_MODEL_IDENTITY = ("training", "resources")
 # Keys of a dataset entry that do not change the data (kilt_task and knowledge_metrics only
 # pick the metrics; train_on and index only say which model and index its test split is
-# decoded with).
-NOT_DATA_IDENTITY = ("training", "kilt_task", "knowledge_metrics", "train_on", "index")
+# decoded with; instruction is part of the prompt, not of the data: it is in the runs'
+# training params).
+NOT_DATA_IDENTITY = ("training", "kilt_task", "knowledge_metrics", "train_on", "index",
+                     "instruction")
 
 
 class ConfigError(ValueError):
@@ -98,7 +100,9 @@ def check_references(config: dict[str, Any]) -> None:
         if other is None or other["task"] != d["task"]:
             raise ConfigError(f"datasets.{name}.index.from: '{source}' is not a {d['task']} "
                               "dataset of this config")
-        if train_dataset(config, source) != train_dataset(config, name):
+        if train_dataset(config, source) != train_dataset(config, name) and not all(
+                decode_only(config, r) for r in expand_runs(config)
+                if r.dataset in (name, source)):
             raise ConfigError(f"datasets.{name}.index.from: '{source}' trains on another "
                               "dataset, so its runs' Embseq differs; set the same train_on")
         if (other.get("index") or {}).get("from") not in (None, source):
@@ -149,9 +153,70 @@ def index_dataset(config: dict[str, Any], dataset: str) -> str:
     return (config["datasets"][dataset].get("index") or {}).get("from") or dataset
 
 
+def method_options(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """The run's method options (methods.<m> merged with its variant's), without the variant's
+    training/decoding overrides."""
+    variant, _ = _experiment_overrides(config, run)
+    extra = {k: v for k, v in variant.items() if k not in ("training", "decoding")}
+    return deep_merge(config.get("methods", {}).get(run.method, {}), extra)
+
+
+def training_stages(config: dict[str, Any], run: Run) -> tuple[str, ...]:
+    """The training jobs of a run: ("joint",) for a method trained in one job; cosup's
+    `separate` trains Gen and Embseq in two ("gen", "embseq"); a cosup run that decodes with
+    existing `checkpoints` trains nothing ()."""
+    if run.method != "cosup":
+        return ("joint",)
+    from repro.methods.cosup_options import training_stages as cosup_stages
+
+    return cosup_stages(method_options(config, run), run.variant)
+
+
 def training_runs(config: dict[str, Any]) -> list[Run]:
-    """The runs that are trained, deduplicated, in config order."""
-    return list(dict.fromkeys(training_run(config, r) for r in expand_runs(config)))
+    """The runs that are trained, deduplicated, in config order (runs that decode with
+    existing checkpoints train nothing)."""
+    trained = (training_run(config, r) for r in expand_runs(config))
+    return [r for r in dict.fromkeys(trained) if training_stages(config, r)]
+
+
+def cosup_models(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Where a cosup run's (Gen, Embseq) pair is: {"gen", "embseq", "tokenizer", "inputs"}
+    (inputs: the training outputs that hold them, for the rules' inputs). Trained: the training
+    run's model/ (with model/embseq/, or, for `separate`, the separate embseq/ job output);
+    with the option `checkpoints`: those paths or hub ids, nothing trained."""
+    opts = method_options(config, run)
+    if opts.get("checkpoints"):
+        ck = opts["checkpoints"]
+        return {"gen": ck["gen"], "embseq": ck["embseq"], "tokenizer": ck.get("tokenizer"),
+                "inputs": {}}
+    train = training_run(config, run)
+    gen = f"{train.dir}/model"
+    if "embseq" in training_stages(config, train):
+        emb = f"{train.dir}/embseq"
+        return {"gen": gen, "embseq": emb, "tokenizer": None,
+                "inputs": {"model": gen, "embseq": emb}}
+    return {"gen": gen, "embseq": f"{gen}/embseq", "tokenizer": None, "inputs": {"model": gen}}
+
+
+def encoder_params(config: dict[str, Any], run: Run) -> str:
+    """What an embed_passages job of a cosup run reads (repro.retrieval.load_encoder): a
+    trained Embseq directory (its saved settings), or a checkpoint pair with the settings of
+    the run's options (and Gen's tokenizer, checked against Embseq's)."""
+    from repro.methods.cosup_options import encoder_settings, supervision_of
+
+    models = cosup_models(config, run)
+    if models["inputs"]:
+        return canonical_json({"embseq": models["embseq"]})
+    opts = method_options(config, run)
+    return canonical_json(
+        {"embseq": models["embseq"], "gen": models["gen"], "tokenizer": models["tokenizer"],
+         "settings": encoder_settings(opts),
+         "reads_gen_sequences": supervision_of(opts, run.variant) == "separate"})
+
+
+def decode_only(config: dict[str, Any], run: Run) -> bool:
+    """True for a run that trains nothing (it decodes with existing checkpoints)."""
+    return not training_stages(config, training_run(config, run))
 
 
 def _experiment_overrides(config: dict[str, Any], run: Run) -> tuple[dict, dict]:
@@ -186,6 +251,7 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
     for layer in (model.get("training", {}), dataset.get("training", {}), exp_training):
         training = deep_merge(training, layer)
     training = deep_merge(training, var_training)
+    training["instruction"] = dataset.get("instruction", "")
     method_options = deep_merge(config.get("methods", {}).get(run.method, {}), variant)
     return {
         "run": run.fields(),
@@ -205,8 +271,20 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
     }
 
 
-def train_params(config: dict[str, Any], run: Run) -> str:
+# Training keys that decoding reads too (the prompt of a record).
+PROMPT_KEYS = ("max_source_len", "prompt_suffix", "prompt_template", "instruction")
+
+
+def train_params(config: dict[str, Any], run: Run, stage: str = "joint") -> str:
+    """The config one training job of `run` depends on. A cosup job gets only the method
+    options its stage reads (repro.methods.cosup_options.stage_options): `separate`'s Gen and
+    Embseq jobs do not rerun for each other's options, and no training job reruns for a
+    decoding-only option."""
     r = resolve(config, run)
+    if run.method == "cosup":
+        from repro.methods.cosup_options import stage_options
+
+        r["method"]["options"] = stage_options(r["method"]["options"], run.variant, stage)
     keys = ("run", "data", "model", "method", "training")
     return canonical_json({k: r[k] for k in keys})
 
@@ -215,7 +293,7 @@ def predict_params(config: dict[str, Any], run: Run) -> str:
     r = resolve(config, run)
     return canonical_json(
         {"run": r["run"], "method": r["method"], "decoding": r["decoding"],
-         "training": {k: r["training"][k] for k in ("max_source_len", "prompt_suffix")},
+         "training": {k: r["training"][k] for k in PROMPT_KEYS if k in r["training"]},
          "model": {"family": r["model"]["family"]}}
     )
 
@@ -252,10 +330,19 @@ def comet_params(config: dict[str, Any], run: Run) -> str:
 
 def dataset_params(config: dict[str, Any], dataset: str, part: str) -> str:
     """`source` (fetch) or `filter` slice of one dataset, with its task (and, for the filter of
-    a dataset with train_on, `test_only`: its train and validation splits may be empty)."""
+    a dataset nothing trains on, `test_only`: its train and validation splits may be empty)."""
     d = config["datasets"][dataset]
-    extra = {"test_only": True} if part == "filter" and d.get("train_on") else {}
+    extra = {"test_only": True} if part == "filter" and not trains_here(config, dataset) else {}
     return canonical_json({"task": d["task"], part: d.get(part, {}), **extra})
+
+
+def trains_here(config: dict[str, Any], dataset: str) -> bool:
+    """Does some run train on this dataset's training split? Not if it trains on another
+    (train_on), nor if its runs all decode with existing checkpoints."""
+    if config["datasets"][dataset].get("train_on"):
+        return False
+    runs = [r for r in expand_runs(config) if train_dataset(config, r.dataset) == dataset]
+    return not runs or any(not decode_only(config, r) for r in runs)
 
 
 def model_params(config: dict[str, Any], model: str) -> str:

@@ -95,15 +95,19 @@ def launch_command(n_procs: int, module: str, args: Sequence[str], torchrun: boo
 def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:
     """One line per training run whose model asks for several GPUs: its GPUs, memory, time and
     the command its job runs (Snakemake prints these when it plans the workflow)."""
-    from repro.config import model_resources
+    from repro.config import model_resources, training_stages
 
     lines = []
     for run in runs:
         res = model_resources(config, run.model)
-        if res["gpu"] > 1:
+        if res["gpu"] <= 1:
+            continue
+        for stage in training_stages(config, run):  # cosup `separate`: a second job, Embseq
+            rule, ckpt = (("train_embseq", "checkpoints_embseq") if stage == "embseq"
+                          else ("train", "checkpoints"))
             cmd = launch_command(res["gpu"], "repro.train_cli",
-                                 [f"{run.dir}/checkpoints/launch.json"], python="python")
-            lines.append(f"train {run.id}: {res['gpu']} GPUs, {res['mem_mb']} MB, "
+                                 [f"{run.dir}/{ckpt}/launch.json"], python="python")
+            lines.append(f"{rule} {run.id}: {res['gpu']} GPUs, {res['mem_mb']} MB, "
                          f"{res['runtime']} min: {' '.join(cmd)}")
     return lines
 

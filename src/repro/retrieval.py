@@ -2,7 +2,7 @@
 index.
 
 Sequence embedding: Embseq's last-layer hidden state at one position of the passage, which is
-tokenized as `<bos> text </s>` (the official code reads the `</s>` state):
+tokenized as `<bos> text </s>` (`eos`; the official code's Llama tokenizer adds `<bos>` only):
   * `last_token` (default): the last real (non-pad) token, i.e. `</s>`, under left or right
     padding; position ids follow the attention mask, so the embedding does not depend on the
     batch it is computed in;
@@ -46,6 +46,7 @@ class EncoderSettings:
     template: str = "{text}"  # official distractor setting embeds the text only
     max_len: int = 128
     normalize: bool = False  # unit-length vectors (cosine scores)
+    eos: bool = True  # end each passage with </s>
 
     def save(self, directory: Path) -> None:
         write_json(directory / ENCODER_SETTINGS, self.__dict__)
@@ -95,10 +96,12 @@ def passage_text(passage: dict[str, Any], template: str) -> str:
 
 
 def passage_ids(tokenizer, passage: dict[str, Any], settings: EncoderSettings) -> list[int]:
-    """Embseq input ids of one passage: `<bos> text </s>` within settings.max_len tokens."""
+    """Embseq input ids of one passage: `<bos> text </s>` (without `</s>` unless settings.eos)
+    within settings.max_len tokens."""
     ids = tokenizer(passage_text(passage, settings.template), truncation=True,
-                    max_length=settings.max_len - 1, split_special_tokens=True)["input_ids"]
-    return ids + [tokenizer.eos_token_id]
+                    max_length=settings.max_len - int(settings.eos),
+                    split_special_tokens=True)["input_ids"]
+    return ids + [tokenizer.eos_token_id] if settings.eos else ids
 
 
 def pad_batch(rows: list[list[int]], pad_id: int,
@@ -133,15 +136,30 @@ def embed_passages(encoder, tokenizer, passages: Sequence[dict[str, Any]],
     return out
 
 
-def load_encoder(directory: Path):
-    """(Embseq base model in eval mode, its tokenizer, its EncoderSettings) from a directory."""
+def load_encoder(encoder: str | Path | dict[str, Any]):
+    """(Embseq base model in eval mode, its tokenizer, its EncoderSettings).
+
+    `encoder`: a directory saved by the cosup method (settings in sequence_encoder.json), or a
+    spec {"embseq": directory or hub id, "settings": EncoderSettings fields or None (then read
+    from the directory), "gen", "tokenizer", "reads_gen_sequences"} of a (Gen, Embseq) pair
+    (repro.cosup_checkpoints: the tokenizer is Embseq's own, else Gen's, checked to agree)."""
     from repro.device import device
     from repro.models import DECODER_ONLY, load_base_model, load_tokenizer
 
-    directory = Path(directory)
-    settings = EncoderSettings.load(directory)
-    tokenizer = load_tokenizer(str(directory), DECODER_ONLY)
-    model = load_base_model(str(directory)).to(device()).eval()
+    spec = encoder if isinstance(encoder, dict) else {"embseq": str(encoder)}
+    ref = str(spec["embseq"])
+    settings = (EncoderSettings(**spec["settings"]) if spec.get("settings")
+                else EncoderSettings.load(Path(ref)))
+    if spec.get("gen"):
+        from repro.cosup_checkpoints import check_pair_tokenizers, own_tokenizer, pair_tokenizer
+
+        gen_tok = pair_tokenizer(spec["gen"], spec.get("tokenizer"))
+        check_pair_tokenizers(gen_tok, spec["gen"], ref, bool(spec.get("reads_gen_sequences")))
+        own = own_tokenizer(ref)
+        tokenizer = own if own is not None else gen_tok
+    else:
+        tokenizer = load_tokenizer(ref, DECODER_ONLY)
+    model = load_base_model(ref).to(device()).eval()
     return model, tokenizer, settings
 
 
@@ -168,12 +186,13 @@ def read_passages(path: Path) -> list[dict[str, Any]]:
     return passages
 
 
-def embed_shard(encoder_dir: Path, passages_path: Path, shard: int, n_shards: int,
-                out_prefix: Path, batch_size: int = 32) -> dict[str, Any]:
-    """Embed shard k of K of passages.jsonl to `<prefix>.npy` and `<prefix>.ids.json`."""
+def embed_shard(encoder: Path | dict[str, Any], passages_path: Path, shard: int,
+                n_shards: int, out_prefix: Path, batch_size: int = 32) -> dict[str, Any]:
+    """Embed shard k of K of passages.jsonl to `<prefix>.npy` and `<prefix>.ids.json` with the
+    Embseq of `encoder` (see load_encoder)."""
     passages = read_passages(passages_path)
     part = [passages[i] for i in shard_range(len(passages), shard, n_shards)]
-    model, tokenizer, settings = load_encoder(encoder_dir)
+    model, tokenizer, settings = load_encoder(encoder)
     vectors = embed_passages(model, tokenizer, part, settings, batch_size)
     save_vectors(out_prefix, vectors, [p["id"] for p in part])
     return {"shard": shard, "n_shards": n_shards, "n": len(part)}

@@ -53,9 +53,11 @@ class MethodTrainer(Trainer):
     """A Trainer whose loss is the method's; the method's `log_keys` entries of its loss dict
     are averaged over the training steps between two log rows and logged with `loss`."""
 
-    def __init__(self, *args: Any, method, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, method, training: dict[str, Any] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.precision = "bf16" if self.args.bf16 else "fp16" if self.args.fp16 else "fp32"
+        self.schedule = schedule_options(training or {})
         # The method's loss is the mean over its micro-batch: the Trainer divides it by the
         # accumulation steps (and DDP averages over ranks), so a step's gradient is the mean
         # over the global batch, however many processes and micro-batches hold it.
@@ -80,6 +82,55 @@ class MethodTrainer(Trainer):
             logs.update({k: sum(v) / len(v) for k, v in self._method_logs.items() if v})
             self._method_logs = {}
         super().log(logs, start_time)
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """`training.lr_scheduler: epoch_step`: see epoch_step_schedule; else the Trainer's."""
+        if self.lr_scheduler is None and self.schedule["epoch_step_gamma"] is not None:
+            self.lr_scheduler = epoch_step_schedule(
+                optimizer or self.optimizer, num_training_steps, self.args.num_train_epochs,
+                self.schedule["epoch_step_gamma"], self.args.get_warmup_steps(num_training_steps))
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    def _clip_grad_norm(self, model):
+        """`training.clip_grad_scope: generator`: clip only the method's generator parameters
+        (co-supervision: Gen's decoder body, as the official code); else all of them."""
+        if self.schedule["clip_grad_scope"] != "generator":
+            return super()._clip_grad_norm(model)
+        params = list(self.method.generator_parameters(model))
+        return self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)
+
+
+# --- learning-rate schedule and gradient clipping options ---------------------------------------
+
+SCHEDULERS_OF_OURS = ("epoch_step",)
+CLIP_SCOPES = ("all", "generator")
+
+
+def schedule_options(training: dict[str, Any]) -> dict[str, Any]:
+    """Training options the HF Trainer has no name for (training only): `lr_scheduler:
+    epoch_step` with `lr_step_gamma` (the official StepLR(step_size=1, gamma) stepped once per
+    epoch, run_train.py 231), and `clip_grad_scope` (all | generator) for `max_grad_norm`."""
+    scope = training.get("clip_grad_scope", "all")
+    if scope not in CLIP_SCOPES:
+        raise ConfigError(f"training.clip_grad_scope: {scope!r} is not one of {CLIP_SCOPES}")
+    step = training.get("lr_scheduler") == "epoch_step"
+    return {"epoch_step_gamma": float(training.get("lr_step_gamma", 0.85)) if step else None,
+            "clip_grad_scope": scope}
+
+
+def epoch_step_schedule(optimizer, num_training_steps: int, epochs: float, gamma: float,
+                        warmup_steps: int = 0):
+    """lr x gamma ** epoch, the epoch of each optimizer step (num_training_steps / epochs steps
+    an epoch), after a linear warmup of warmup_steps."""
+    from torch.optim.lr_scheduler import LambdaLR
+
+    per_epoch = max(1, math.ceil(num_training_steps / max(1.0, float(epochs))))
+
+    def factor(step: int) -> float:
+        warm = step / warmup_steps if step < warmup_steps else 1.0
+        return warm * gamma ** (step // per_epoch)
+
+    return LambdaLR(optimizer, factor)
 
 
 class FiniteLogCheck(TrainerCallback):
@@ -123,7 +174,10 @@ def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int, has_
         num_train_epochs=training["epochs"],
         weight_decay=training["weight_decay"],
         warmup_steps=training["warmup_ratio"],
-        lr_scheduler_type=training["lr_scheduler"],
+        # epoch_step is ours (MethodTrainer.create_scheduler); the Trainer gets a valid name
+        lr_scheduler_type=("constant" if training["lr_scheduler"] in SCHEDULERS_OF_OURS
+                           else training["lr_scheduler"]),
+        max_grad_norm=training.get("max_grad_norm", 1.0),
         eval_strategy="epoch" if has_eval else "no",
         save_strategy="steps",
         save_steps=training["save_steps"],
@@ -165,7 +219,7 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
     trainer = MethodTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
         data_collator=method.collator(), processing_class=tokenizer,
-        callbacks=[FiniteLogCheck(), LogPoints()], method=method,
+        callbacks=[FiniteLogCheck(), LogPoints()], method=method, training=training,
     )
     # Resume only from a finished checkpoint of this very run config (see repro.checkpoints);
     # rank 0 decides (and cleans up), the other ranks follow.

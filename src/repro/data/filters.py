@@ -102,12 +102,13 @@ def filter_dataset(
     """Filter raw_dir/{split}.jsonl into out_dir, copy passages.jsonl, write filter_stats.json.
 
     Returns {split: {"input", "kept", "dropped", "malformed_lines"}} (malformed_lines from
-    raw_dir/fetch_stats.json, 0 if absent). Nothing is written if a split ends up empty (with
-    `test_only`, a dataset that trains on another one: if the test split does) or a split's
-    count differs from `expect_counts` (`name`: the dataset's name, for the message). With
-    `pool_dir` (repro.pools: candidates.jsonl, passages.jsonl), each kept test record gets its
-    pool as `candidates` and the pooled passages join passages.jsonl. Records' candidates are
-    checked (non-empty, known passages) either way.
+    raw_dir/fetch_stats.json, 0 if absent; also its "source" and "convert" counts if any).
+    Nothing is written if a split ends up empty (with `test_only`, a dataset that trains on
+    another one: if the test split does) or a split's count differs from `expect_counts`
+    (`name`: the dataset's name, for the message). With `pool_dir` (repro.pools:
+    candidates.jsonl, passages.jsonl), each kept test record gets its pool as `candidates` and
+    the pooled passages join passages.jsonl. Records' candidates are checked (non-empty, known
+    passages) either way.
     """
     raw, out = Path(raw_dir), Path(out_dir)
     stats_file = raw / "fetch_stats.json"
@@ -120,6 +121,9 @@ def filter_dataset(
             raise DataError(f"{path}: missing (split '{split}')")
         kept[split], st = filter_split(read_jsonl(path), task, cfg, split)
         st["malformed_lines"] = int(fetch_stats.get(split, {}).get("malformed_lines", 0))
+        for key in ("source", "convert"):  # which source was read, a converter's counts
+            if key in fetch_stats.get(split, {}):
+                st[key] = fetch_stats[split][key]
         if not kept[split] and not (test_only and split != "test"):
             why = ", ".join(f"{r}: {n}" for r, n in st["dropped"].items() if n) or "no records"
             raise DataError(f"{path}: split '{split}' is empty after filtering "

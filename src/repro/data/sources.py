@@ -28,7 +28,13 @@ work for both kinds, at top level or per split:
 - "convert": "cosup_official" with "ids2text" (path of the {"[k_<id>]": passage} JSON): the rows
   are the released co-supervision training data (input / output with [k_<id>] placeholders /
   evidence) and become records and passages through repro.data.cosup_format.convert_official
-  (`columns` is not used); its counts join the split's fetch stats.
+  (`columns` is not used); "convert": "selfrag" with "convert_options" ({"instructions":
+  {dataset_name: instruction}, "prompt_template", "keep_datasets"}): Self-RAG's training rows
+  through repro.data.selfrag.convert_selfrag. The converter's counts go to the split's fetch
+  stats under "convert" (and from there to filter_stats.json).
+- "fallback": a mapping of split keys used instead of the split's own `file`, `format`,
+  `convert`, ... when that local file does not exist (the official co-supervision data, else
+  Self-RAG's); the split's stats record `"source": "fallback"` (else "primary").
 Top-level "download" (a list of {url | hf_repo, repo_type, revision; to; extract}) is not read
 here: scripts/predownload.py fetches those files on a login node. Top-level "passages" (jsonl of
 {id, title, text} mapped by "passage_columns", or a .json object {id: text}) gives the passage
@@ -82,7 +88,7 @@ FORMATS = {".jsonl": "jsonl", ".tsv": "tsv", ".parquet": "parquet", ".json": "js
 # Keys of a per-split override (`splits[split]` as a mapping) and of a `join` spec.
 SPLIT_KEYS = {"kind", "path", "name", "revision", "data_files", "cache_dir", "split", "file",
               "format", "columns", "lenient", "header", "field", "slice", "sample", "join",
-              "candidates", "convert", "ids2text"}
+              "candidates", "convert", "ids2text", "convert_options", "fallback"}
 _MISSING = object()
 
 
@@ -448,23 +454,52 @@ def _candidates(row: Record, rec: Record, cfg: dict[str, Any], passages: dict[st
 def _convert(rows: list[Record], spec: dict[str, Any], task: str, where: str,
              stats: dict[str, Any], passages: dict[str, Record]) -> list[Record]:
     """Records of a `convert` split; its passages are added to `passages`."""
-    if spec["convert"] != "cosup_official" or task != "knowledge":
+    if spec["convert"] not in ("cosup_official", "selfrag") or task != "knowledge":
         raise DataError(f"{where}: unknown convert {spec['convert']!r} for task {task!r} "
-                        "(known: 'cosup_official' for knowledge)")
-    from repro.data.cosup_format import convert_official
+                        "(known: 'cosup_official' and 'selfrag' for knowledge)")
+    where = f"{where} ({spec.get('file') or spec.get('path')})"
+    if spec["convert"] == "selfrag":
+        from repro.data.selfrag import convert_selfrag
 
-    ids2text_path = Path(spec.get("ids2text") or "")
-    if not ids2text_path.is_file():
-        raise DataError(f"{where}: ids2text file {str(ids2text_path)!r} not found (set "
-                        "'ids2text'; scripts/predownload.py fetches it)")
-    with open(ids2text_path, encoding="utf-8") as f:
-        ids2text = json.load(f)
-    records, converted, cstats = convert_official(rows, ids2text,
-                                                  where=f"{where} ({spec.get('file')})")
+        opts = spec.get("convert_options") or {}
+        unknown = sorted(set(opts) - {"instructions", "prompt_template", "keep_datasets"})
+        if unknown or "prompt_template" not in opts:
+            raise DataError(f"{where}: convert_options needs 'prompt_template' (and may have "
+                            f"'instructions', 'keep_datasets'); unknown: {unknown}")
+        records, converted, cstats = convert_selfrag(
+            rows, opts.get("instructions") or {}, opts["prompt_template"],
+            opts.get("keep_datasets"), where=where)
+    else:
+        from repro.data.cosup_format import convert_official
+
+        ids2text_path = Path(spec.get("ids2text") or "")
+        if not ids2text_path.is_file():
+            raise DataError(f"{where}: ids2text file {str(ids2text_path)!r} not found (set "
+                            "'ids2text'; scripts/predownload.py fetches it)")
+        with open(ids2text_path, encoding="utf-8") as f:
+            ids2text = json.load(f)
+        records, converted, cstats = convert_official(rows, ids2text, where=where)
     for p in converted:
         passages.setdefault(p["id"], p)
-    stats.update(cstats)
+    stats["convert"] = {"kind": spec["convert"], **cstats}
     return records
+
+
+def _with_fallback(spec: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The split spec to read, and "primary" or "fallback" (None without a `fallback`): the
+    `fallback` keys replace the split's own when its local file does not exist."""
+    fallback = spec.pop("fallback", None)
+    if not fallback or spec.get("absent"):
+        return spec, None
+    if spec.get("kind") != "local" or (spec.get("file") and Path(spec["file"]).is_file()):
+        return spec, "primary"
+    if not isinstance(fallback, dict):
+        raise DataError(f"fallback of file {spec.get('file')!r}: must be a mapping of split keys")
+    unknown = sorted(set(fallback) - SPLIT_KEYS)
+    if unknown:
+        raise DataError(f"fallback: unknown keys {unknown} (known: {sorted(SPLIT_KEYS)})")
+    drop = ("convert", "ids2text", "convert_options", "format", "columns", "field")
+    return {**{k: v for k, v in spec.items() if k not in drop}, **fallback}, "fallback"
 
 
 def _fetch_rows(source: dict[str, Any], task: str) -> FetchResult:
@@ -473,10 +508,12 @@ def _fetch_rows(source: dict[str, Any], task: str) -> FetchResult:
     passages, pstats = _passages(source)
     inline: dict[str, Record] = {}
     for split in SPLITS:
-        spec = split_source(source, split)
+        spec, origin = _with_fallback(split_source(source, split))
         where = f"split '{split}'"
         rows, bad = _load_rows(spec, where)
         st: dict[str, Any] = {"read": len(rows), "malformed_lines": bad}
+        if origin:
+            st["source"] = origin
         if spec.get("join") and not spec.get("absent"):
             st["unjoined"] = _join(rows, spec["join"], spec, where)
         if spec.get("convert"):

@@ -3,7 +3,8 @@
 Hooks with defaults that fit single-model methods (SFT, warmup); a method that trains more
 than one network, reads more than the split, or decodes with extra inputs (co-supervision)
 overrides them: `options_for_variant`, `prepare_model`, `encode_split`, `collator`, `save`,
-`prepare_decoding`, `decode_records`, and `log_keys` (loss-dict entries logged while training).
+`load_for_decoding`, `prepare_decoding`, `decode_records`, `generator_parameters`, and
+`log_keys` (loss-dict entries logged while training).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from repro.batching import Collator, encode_record
+from repro.batching import Collator, encode_record, prompt_options
 from repro.decoding import generate as generate_with
 from repro.decoding import generation_config
 from repro.io import DataError, read_jsonl
@@ -79,7 +80,8 @@ class Method:
         if not records:
             raise DataError(f"{path}: no records to train on")
         return [encode_record(r, self.tokenizer, self.arch, training["max_source_len"],
-                              training["max_target_len"], training["prompt_suffix"])
+                              training["max_target_len"], training["prompt_suffix"],
+                              **prompt_options(training))
                 for r in records]
 
     def collator(self):
@@ -93,9 +95,23 @@ class Method:
         trainer.save_model(str(out))
         self.tokenizer.save_pretrained(str(out))
 
+    def generator_parameters(self, model):
+        """The parameters `training.clip_grad_scope: generator` clips (all by default)."""
+        return model.parameters()
+
     # --- decoding -----------------------------------------------------------------------
 
-    def prepare_decoding(self, model_dir: Path, inputs: dict[str, Path]) -> None:
+    @classmethod
+    def load_for_decoding(cls, model_ref: str | None, arch: str, options: dict[str, Any],
+                          inputs: dict[str, Any]):
+        """(model, tokenizer) that decode: the run's trained model directory."""
+        from repro.models import load_model, load_tokenizer
+
+        if not model_ref:
+            raise DataError(f"{cls.name}: decoding needs the run's trained model")
+        return load_model(str(model_ref), arch), load_tokenizer(str(model_ref), arch)
+
+    def prepare_decoding(self, model_dir: Path | None, inputs: dict[str, Any]) -> None:
         """Load what decoding needs besides the model (e.g. a retrieval index)."""
 
     def decode_records(self, model, records: list[dict], batch: dict[str, torch.Tensor],
