@@ -37,6 +37,7 @@ write_report(
         data_page=Path(out.data_page),
     ),
     baseline=params["baseline"],
+    baselines=params.get("baselines"),
     prediction_paths=paths(smk.input.predictions),
     reference_paths=paths(smk.input.references),
     config_paths=paths(out.configs),

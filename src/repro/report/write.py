@@ -72,10 +72,12 @@ def significance_pvalues(
     baseline_method: str = "sft",
     n_samples: int = DEFAULT_SAMPLES,
     seed: int | None = DEFAULT_SEED,
+    baselines: Mapping[str, str] | None = None,
 ) -> dict[tuple[RowKey, str, str], float]:
     """p-values of every table row against its baseline row, as the tables choose it
-    (repro.report.significance.pvalues; predictions: run id -> predictions)."""
-    pairs = baseline_pairs(results, baseline_method)
+    (repro.report.significance.pvalues; predictions: run id -> predictions; baselines: the
+    config's report.baselines)."""
+    pairs = baseline_pairs(results, baseline_method, baselines)
     return pvalues(results, pairs, predictions, references, n_samples, seed)
 
 
@@ -139,6 +141,7 @@ def write_report(
     out: ReportOutputs,
     *,
     baseline: str = "sft",
+    baselines: Mapping[str, str] | None = None,
     prediction_paths: Sequence[str | Path] = (),
     reference_paths: Sequence[str | Path] = (),
     config_paths: Sequence[str | Path] = (),
@@ -153,7 +156,8 @@ def write_report(
 
     reference_paths are results/data/<task>/<dataset>/test.jsonl; prediction, config and log
     paths lie in the run directories; `groups` (task -> group -> datasets) add to the groups
-    of the published file; `ablations` are the axes to plot (repro.report.ablations).
+    of the published file; `ablations` are the axes to plot (repro.report.ablations);
+    `baselines` (task -> "method" or "method/variant") picks a table's baseline row first.
     """
     results = load_results(metrics_paths)
     predictions = by_run(prediction_paths)
@@ -164,10 +168,11 @@ def write_report(
     all_groups = {t: {**pub_groups.get(t, {}), **(groups or {}).get(t, {})}
                   for t in {*pub_groups, *(groups or {})}}
 
-    tested = (significance_pvalues(results, predictions, references, baseline, n_samples, seed)
-              if n_samples > 0 else {})
+    tested = (significance_pvalues(results, predictions, references, baseline, n_samples, seed,
+                                   baselines) if n_samples > 0 else {})
     written = write_task_tables(
         results, out.tables_dir, baseline, formats=TABLE_FORMATS, groups=all_groups,
+        baselines=baselines,
         pvalues=tested, published=entries, significance=describe(n_samples, seed))
     written.append(plot_main_metric(results, out.main_plot, baseline_method=baseline))
     curves = by_run(log_paths)
