@@ -158,7 +158,7 @@ def test_decoding_jobs_take_one_gpu_of_a_multi_gpu_training_request():
     # decoding has its own sizes (repro.resources; tests/test_resources.py): one GPU, and a
     # retry starts over with more time, up to max_runtime
     assert rc.model_resources(cfg, "llama2_7b", 2, "decode") == {
-        "gpu": 1, "mem_mb": 480000, "runtime": 1440}
+        "gpu": 1, "mem_mb": 96000, "runtime": 1440}
     tiny = load("config.yaml")
     assert rc.model_resources(tiny, "tiny_t5", stage="decode") == rc.model_resources(
         tiny, "tiny_t5")

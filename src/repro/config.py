@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from repro.errors import ConfigError  # noqa: F401  (re-exported: rc.ConfigError)
 from repro.io import canonical_json
 from repro.runs import Run  # also what the rules call rc.Run
 from repro.tasks import other_tasks_metrics
@@ -26,10 +27,6 @@ NOT_MODEL_IDENTITY = ("training", "resources")
 # training params).
 NOT_DATA_IDENTITY = ("training", "kilt_task", "knowledge_metrics", "train_on", "index",
                      "instruction")
-
-
-class ConfigError(ValueError):
-    """A config that cannot work; the message names the key at fault."""
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

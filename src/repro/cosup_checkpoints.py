@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from repro.config import ConfigError
 from repro.cosup_markup import SPECIAL_TOKENS, add_official_tokens, special_ids
+from repro.errors import ConfigError
 from repro.models import DECODER_ONLY, load_tokenizer
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from repro.config import ConfigError
+from repro.errors import ConfigError
 
 ENCODER_DECODER = "encoder-decoder"
 DECODER_ONLY = "decoder-only"

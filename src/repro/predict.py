@@ -12,7 +12,7 @@ from repro.batching import encode_record, prompt_batch, prompt_options
 from repro.decoding import seed_decoding
 from repro.device import device
 from repro.io import DataError, read_jsonl, write_jsonl
-from repro.methods import METHODS, get_method
+from repro.methods import get_method, method_class
 
 
 def predict_records(model, tokenizer, method, records: list[dict], arch: str,
@@ -46,7 +46,7 @@ def predict_run(resolved: dict[str, Any], arch: str, model_dir: Path | None, tes
         raise DataError(f"{test_path}: no records to decode")
     run = resolved["run"]
     inputs = dict(inputs or {})
-    cls = METHODS[run["method"]]
+    cls = method_class(run["method"])
     options = cls.options_for_variant(resolved["method"]["options"], run.get("variant"))
     model, tokenizer = cls.load_for_decoding(str(model_dir) if model_dir else None, arch,
                                              options, inputs)

@@ -16,7 +16,7 @@ from repro import config as rc
 
 def warmup_separators(config: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
     """model name -> separator -> ids of the warmup training runs that use it."""
-    from repro.methods.warmup import WarmupOptions
+    from repro.methods.options import WarmupOptions
 
     default = WarmupOptions().separator
     out: dict[str, dict[str, list[str]]] = {}

@@ -22,7 +22,6 @@ import torch.distributed as dist
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from repro.checkpoints import resumable_checkpoint
-from repro.config import ConfigError
 from repro.device import (
     autocast,
     enable_activation_checkpointing,
@@ -30,6 +29,7 @@ from repro.device import (
     precision,
     strategy,
 )
+from repro.errors import ConfigError
 from repro.io import write_jsonl
 from repro.methods import get_method
 from repro.models import load_model, load_tokenizer

@@ -10,24 +10,22 @@ overrides them: `options_for_variant`, `prepare_model`, `encode_split`, `collato
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
 from repro.batching import Collator, encode_record, prompt_options
 from repro.decoding import generate as generate_with
 from repro.decoding import generation_config
+from repro.errors import ConfigError
 from repro.io import DataError, read_jsonl
+from repro.methods.options import NORMALIZATIONS
 from repro.models import ENCODER_DECODER
-
-OptionsT = TypeVar("OptionsT")
 
 # How a batch's cross-entropy is averaged (training time; the `loss_normalization` option of
 # sft and warmup): `token` = over all counted tokens of the batch (the Hugging Face loss), the
 # default of both methods; `sequence` = each sequence's mean, then the mean over sequences.
-NORMALIZATIONS = ("token", "sequence")
 
 
 def row_losses(sums: torch.Tensor, counts: torch.Tensor, normalization: str) -> torch.Tensor:
@@ -38,18 +36,8 @@ def row_losses(sums: torch.Tensor, counts: torch.Tensor, normalization: str) -> 
         return sums / counts.clamp_min(1)
     if normalization == "token":
         return sums / counts.float().mean().clamp_min(1)
-    raise ValueError(f"loss_normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-
-
-def options_from_dict(cls: type[OptionsT], options: dict[str, Any], method: str,
-                      error: type[Exception] = ValueError) -> OptionsT:
-    """The options dataclass `cls` from a config mapping; unknown keys raise `error` naming
-    the method and the known keys."""
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise error(f"{method}: unknown options {unknown} (known: {sorted(known)})")
-    return cls(**options)
+    raise ConfigError(f"loss_normalization must be one of {NORMALIZATIONS}, "
+                      f"got {normalization!r}")
 
 
 class Method:

@@ -57,10 +57,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from repro.batching import IGNORE, pad, prompt_options, prompt_text
-from repro.config import ConfigError
 from repro.cosup_markup import CITE_END, CITE_START, MARKUP, RET, add_official_tokens, parse_spans
 from repro.data.cosup_format import inline_passages, instances_from_records
 from repro.decoding import generate, generation_config
+from repro.errors import ConfigError
 from repro.io import DataError, read_jsonl, write_json
 from repro.methods.base import Method
 from repro.methods.cosup_options import SUPERVISIONS, CoSupOptions

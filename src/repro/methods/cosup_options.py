@@ -14,10 +14,10 @@ nothing: it decodes with a (Gen, Embseq) pair of existing checkpoints (e.g. the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from repro.config import ConfigError
+from repro.methods.options import option, option_stages, options_from_dict, require
 
 SUPERVISIONS = ("ntp", "nsp", "ntp+nsp", "separate")
 POSITIONS = ("last_token", "official_pad")
@@ -28,42 +28,53 @@ EMBSEQ_LOSSES = ("nsp", "ntp+nsp")
 
 @dataclass(frozen=True)
 class CoSupOptions:
-    # both: what is trained and how decoding queries (Gen's [Ret] state, or Embseq's for
-    # `separate`); default: the run's variant name when it is one of SUPERVISIONS
-    supervision: str = "ntp+nsp"
-    nsp_weight: float = 0.01  # training: lambda; official np_weight=100 -> 1/100
-    temperature: float = 1.0  # training: InfoNCE temperature (official: 1)
-    normalize: bool = False  # both: cosine instead of raw dot product (official: raw)
-    embed_position: str = "last_token"  # both: last_token | official_pad (passage embedding)
-    embed_template: str = "{text}"  # both: what Embseq embeds (official distractor: the text)
-    # both: end each passage with </s> before Embseq; the official code does not (its Llama
-    # tokenizer adds <s> only: dataset/generate_dataset.py _tokenize_fn, 48-85)
-    embed_eos: bool = True
-    insert_template: str = "{title} :: {text}"  # both: what is inserted after [Ret]
-    max_passage_len: int = 128  # both: tokens of a passage, for Embseq and for the insertion
-    mask_passage: bool = True  # training: no NTP on passages and [Cs] (official: "no_mask")
-    embseq_path: str | None = None  # training: Embseq checkpoint (default: the base model)
-    gather_negatives: bool = True  # training: other ranks' passages as negatives
-    # training, `separate` only: the loss of the Embseq training; run_train.py --single adds
-    # the NTP loss of an LM head on the shared body ("ntp+nsp"); the paper trains each model
-    # with one supervision ("nsp")
-    separate_embseq_loss: str = "nsp"
-    max_retrievals: int | None = 3  # decoding: per example (None: as the official code, no cap)
-    retrieve_first: bool = False  # decoding: force [Ret] after the prompt (official ret_first)
-    retrieval_scope: str = "auto"  # decoding: auto (record candidates if any) | corpus | candidates
-    # decoding: decode with existing checkpoints, no training: {"gen": path or hub id,
-    # "embseq": path or hub id, "tokenizer": where to load the tokenizer from when Gen's
-    # directory has none (the official special tokens are added to it)}
-    checkpoints: dict[str, Any] | None = None
-    stage: str = "joint"  # set by the workflow for the two trainings of `separate`
+    supervision: str = option(
+        "ntp+nsp", "gen embseq decode", "ntp+nsp (the paper's method), separate (its baseline: "
+        "Gen with NTP alone and Embseq alone, two training jobs, queries from Embseq), ntp or "
+        "nsp (our ablations); default: the run's variant name when it is one of these")
+    nsp_weight: float = option(0.01, "embseq", "lambda of the NSP loss; official np_weight "
+                               "100 -> 1/100")
+    temperature: float = option(1.0, "embseq", "InfoNCE temperature (official: 1)")
+    normalize: bool = option(False, "embseq decode",
+                             "cosine instead of raw dot products (official: raw)")
+    embed_position: str = option("last_token", "embseq decode",
+                                 "the passage embedding's position: last_token | official_pad")
+    embed_template: str = option("{text}", "embseq decode",
+                                 "what Embseq embeds (official distractor setting: the text)")
+    embed_eos: bool = option(True, "embseq decode",
+                             "end each passage with </s> before Embseq; the official code does "
+                             "not (dataset/generate_dataset.py _tokenize_fn, 48-85)")
+    # the Embseq of `separate` reads Gen's sequences (passages inserted) as its queries
+    insert_template: str = option("{title} :: {text}", "gen embseq decode",
+                                  "what is inserted after [Ret]")
+    max_passage_len: int = option(128, "gen embseq decode",
+                                  "tokens of a passage, for Embseq and for the insertion")
+    mask_passage: bool = option(True, "gen", "no NTP on inserted passages and [Cs] (official: "
+                                "trains on them, loss_mask_context no_mask)")
+    embseq_path: str | None = option(None, "embseq", "Embseq's checkpoint (default: the run's "
+                                     "base model; another width adds a learned projection)")
+    gather_negatives: bool = option(True, "embseq", "other ranks' passages as negatives under "
+                                    "multi-GPU training")
+    separate_embseq_loss: str = option(
+        "nsp", "embseq", "`separate` only: the loss of the Embseq training; run_train.py "
+        "--single adds the NTP loss of an LM head on the shared body (ntp+nsp); the paper "
+        "trains each model with one supervision (nsp)")
+    max_retrievals: int | None = option(3, "decode", "retrievals per example (null: no cap, "
+                                        "as the official code)")
+    retrieve_first: bool = option(False, "decode", "force [Ret] right after the prompt "
+                                  "(official ret_first)")
+    retrieval_scope: str = option("auto", "decode", "auto (the record's candidates if any) | "
+                                  "corpus | candidates (exact search inside each pool)")
+    checkpoints: dict[str, Any] | None = option(
+        None, "decode", "decode with existing checkpoints, no training: {gen, embseq, "
+        "tokenizer} (local directories or hub ids; tokenizer: where to load it from when Gen's "
+        "directory has none; the official special tokens are added)")
+    stage: str = option("joint", "gen embseq", "set by the workflow for the two trainings of "
+                        "`separate`")
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> CoSupOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"cosup: unknown options {unknown} (known: {sorted(known)})")
-        opts = cls(**options)
+        opts = options_from_dict(cls, options, "cosup")
         ck = opts.checkpoints
         checks = [
             (opts.supervision in SUPERVISIONS, f"supervision must be one of {SUPERVISIONS}"),
@@ -86,34 +97,12 @@ class CoSupOptions:
             (opts.stage == "joint" or opts.supervision == "separate",
              "stage gen/embseq belongs to supervision `separate` (set by the workflow)"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"cosup: {msg}, got {options}")
+        require(checks, "cosup", options)
         return opts
 
 
-# Which stages read each option (see the module docstring). `supervision` is everywhere.
-OPTION_STAGES: dict[str, frozenset[str]] = {
-    "supervision": frozenset({"gen", "embseq", "decode"}),
-    "nsp_weight": frozenset({"embseq"}),
-    "temperature": frozenset({"embseq"}),
-    "normalize": frozenset({"embseq", "decode"}),
-    "embed_position": frozenset({"embseq", "decode"}),
-    "embed_template": frozenset({"embseq", "decode"}),
-    "embed_eos": frozenset({"embseq", "decode"}),
-    # the Embseq of `separate` reads Gen's sequences (passages inserted) as its queries
-    "insert_template": frozenset({"gen", "embseq", "decode"}),
-    "max_passage_len": frozenset({"gen", "embseq", "decode"}),
-    "mask_passage": frozenset({"gen"}),  # (the `separate` Embseq with NTP reads gen options)
-    "embseq_path": frozenset({"embseq"}),
-    "gather_negatives": frozenset({"embseq"}),
-    "separate_embseq_loss": frozenset({"embseq"}),
-    "max_retrievals": frozenset({"decode"}),
-    "retrieve_first": frozenset({"decode"}),
-    "retrieval_scope": frozenset({"decode"}),
-    "checkpoints": frozenset({"decode"}),
-    "stage": frozenset({"gen", "embseq"}),
-}
+# Which stages read each option (see the module docstring); `supervision` is everywhere.
+OPTION_STAGES: dict[str, frozenset[str]] = option_stages(CoSupOptions)
 
 
 def supervision_of(options: dict[str, Any], variant: str | None) -> str:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import torch
 from transformers.modeling_outputs import BaseModelOutput
 
+from repro.methods.options import SELECTIONS  # gumbel | hf
 from repro.models import ENCODER_DECODER
 
-SELECTIONS = ("gumbel", "hf")
 OUT = -1.0e9  # Hugging Face's score of an excluded candidate (finite: no inf - inf)
 
 

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from repro.batching import IGNORE
-from repro.methods.base import NORMALIZATIONS, Method, options_from_dict, row_losses
+from repro.methods.base import Method, row_losses
+from repro.methods.options import SFTOptions
 from repro.models import ENCODER_DECODER
-
-
-@dataclass(frozen=True)
-class SFTOptions:
-    # training: `token` (default, the Hugging Face loss, as warmup's default) | `sequence`
-    loss_normalization: str = "token"
-
-    @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> SFTOptions:
-        opts = options_from_dict(cls, options, "sft")
-        if opts.loss_normalization not in NORMALIZATIONS:
-            raise ValueError(f"sft: loss_normalization must be one of {NORMALIZATIONS}, "
-                             f"got '{opts.loss_normalization}'")
-        return opts
 
 
 def target_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, shift: bool,

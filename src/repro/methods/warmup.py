@@ -37,47 +37,10 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from repro.batching import IGNORE, pad
 from repro.decoding import generation_config
 from repro.device import unwrap_model
-from repro.methods.base import NORMALIZATIONS, Method, generate, options_from_dict, row_losses
-from repro.methods.sampling import SELECTIONS, beam_sample
+from repro.methods.base import Method, generate, row_losses
+from repro.methods.options import WarmupOptions
+from repro.methods.sampling import beam_sample
 from repro.models import DECODER_ONLY, ENCODER_DECODER
-
-LOSSES = ("target_mean", "joint", "reward_weighted", "reinforce")
-
-
-@dataclass(frozen=True)
-class WarmupOptions:
-    """Each option's stage: training (the loss or the training sampler), decoding, or both."""
-
-    n: int = 4  # training: warmups sampled per training example
-    warmup_len: int = 8  # both: max new tokens of a warmup (training samples, decoding)
-    num_beams: int = 4  # training: beams of the warmup sampler (raised to n if smaller)
-    do_sample: bool = True  # training: sample the warmups (else plain beam search)
-    separator: str = " || "  # both
-    loss: str = "target_mean"  # training
-    loss_normalization: str = "token"  # training: token | sequence (repro.methods.base)
-    decode_warmup: str = "beam"  # decoding: beam | sample, how the test-time warmup is made
-    sampler: str = "kv"  # training: kv (repro.methods.sampling, fast) | generate
-    top_k: int = 0  # training: each beam samples among its top_k next tokens; 0 = all
-    selection: str = "gumbel"  # training, kv sampler: gumbel | hf (repro.methods.sampling)
-
-    @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> WarmupOptions:
-        opts = options_from_dict(cls, options, "warmup")
-        if opts.loss not in LOSSES:
-            raise ValueError(f"warmup: loss must be one of {LOSSES}, got '{opts.loss}'")
-        if opts.n < 1 or opts.warmup_len < 1:
-            raise ValueError("warmup: n and warmup_len must be >= 1")
-        if opts.decode_warmup not in ("beam", "sample"):
-            raise ValueError("warmup: decode_warmup must be 'beam' or 'sample'")
-        if opts.sampler not in ("kv", "generate"):
-            raise ValueError("warmup: sampler must be 'kv' or 'generate'")
-        if opts.loss_normalization not in NORMALIZATIONS:
-            raise ValueError(f"warmup: loss_normalization must be one of {NORMALIZATIONS}")
-        if opts.selection not in SELECTIONS:
-            raise ValueError(f"warmup: selection must be one of {SELECTIONS}")
-        if opts.top_k < 0:
-            raise ValueError("warmup: top_k must be >= 0")
-        return opts
 
 
 def separator_problem(tokenizer, separator: str) -> str | None:
@@ -348,30 +311,34 @@ def shared_prompt_hidden(model, batch: dict[str, torch.Tensor], wb: WarmupBatch,
     Returns [B*n, T-1, d] aligned with the shifted labels `wb.labels[:, 1:]`; rows are zero
     at the prompt positions (which no loss reads) except the last, which predicts c_i.
     """
-    prompts = prompt_rows(batch, DECODER_ONLY)
+    # B examples, n warmups each: row r of the B*n sequences belongs to example r // n.
+    # P = the longest prompt, C = the longest continuation `c_i SEP y`, T = wb's width, d = width
+    prompts = prompt_rows(batch, DECODER_ONLY)  # B lists of prompt ids
     p_len = [len(p) for p in prompts]
-    rows = wb.input_ids.tolist()
+    rows = wb.input_ids.tolist()  # B*n rows of `prompt c_i SEP y`, right-padded to T
     real = wb.attention_mask.sum(-1).tolist()
-    conts = [rows[r][p_len[r // n] : real[r]] for r in range(len(rows))]
+    conts = [rows[r][p_len[r // n] : real[r]] for r in range(len(rows))]  # B*n continuations
     dev = wb.input_ids.device
-    p_ids = pad(prompts, 0, left=True).to(dev)
-    p_mask = pad([[1] * k for k in p_len], 0, left=True).to(dev)
+    p_ids = pad(prompts, 0, left=True).to(dev)  # [B, P], left-padded: each ends at column P-1
+    p_mask = pad([[1] * k for k in p_len], 0, left=True).to(dev)  # [B, P]
     out = model.base_model(input_ids=p_ids, attention_mask=p_mask,
                            position_ids=(p_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
     cache = out.past_key_values
-    cache.batch_repeat_interleave(n)
-    c_ids, c_mask = pad(conts, 0).to(dev), pad([[1] * len(c) for c in conts], 0).to(dev)
-    starts = torch.tensor(p_len, device=dev).repeat_interleave(n)
-    c_pos = starts[:, None] + torch.arange(c_ids.shape[1], device=dev)
+    cache.batch_repeat_interleave(n)  # the prompt's keys and values, [B*n, heads, P, d_head]
+    c_ids, c_mask = pad(conts, 0).to(dev), pad([[1] * len(c) for c in conts], 0).to(dev)  # [B*n, C]
+    starts = torch.tensor(p_len, device=dev).repeat_interleave(n)  # [B*n] prompt lengths
+    c_pos = starts[:, None] + torch.arange(c_ids.shape[1], device=dev)  # [B*n, C] positions
     h_c = model.base_model(input_ids=c_ids, attention_mask=torch.cat(
         [p_mask.repeat_interleave(n, dim=0), c_mask], dim=1), position_ids=c_pos,
-        past_key_values=cache, use_cache=True).last_hidden_state
+        past_key_values=cache, use_cache=True).last_hidden_state  # [B*n, C, d]
     # the hidden state before continuation token j: the prompt's last for j = 0, else h_c[j-1]
     pred = torch.cat([out.last_hidden_state[:, -1:].repeat_interleave(n, dim=0),
-                      h_c[:, :-1]], dim=1)
+                      h_c[:, :-1]], dim=1)  # [B*n, C, d]: pred[:, j] predicts c_ids[:, j]
     h = pred.new_zeros(wb.input_ids.shape[0], wb.input_ids.shape[1] - 1, pred.shape[-1])
-    cols = (starts - 1)[:, None] + torch.arange(pred.shape[1], device=dev)
-    valid = c_mask.bool()
+    # h[r, t] predicts token t+1 of row r: continuation token j sits at t+1 = p_len + j, so
+    # pred[r, j] goes to column p_len - 1 + j (right-padded rows, unlike the prompt batch)
+    cols = (starts - 1)[:, None] + torch.arange(pred.shape[1], device=dev)  # [B*n, C]
+    valid = c_mask.bool()  # [B*n, C]: real continuation tokens
     row_idx = torch.arange(h.shape[0], device=dev)[:, None].expand_as(cols)
     h[row_idx[valid], cols[valid]] = pred[valid]
     return h
