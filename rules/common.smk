@@ -11,7 +11,7 @@ from repro import runs
 from repro.data.schema import SPLITS
 from repro.io import canonical_json
 from repro.report.ablations import ablation_axes
-from repro.tasks import task_name
+from repro.tasks import other_tasks_metrics, task_name
 from repro.resources import gres, resource_function
 
 rc.check_references(config)
@@ -53,6 +53,7 @@ for _line in METRIC_PROBLEMS:
 
 onstart:
     stop_if_unavailable(METRIC_PROBLEMS)
+    warn_code_trigger()
 
 
 # Multi-GPU training jobs: say how each will be launched (also in a dry run).
@@ -83,6 +84,10 @@ def source_params(wildcards):
 
 def filter_params(wildcards):
     return rc.dataset_params(config, wildcards.dataset, "filter")
+
+
+def filter_test_params(wildcards):
+    return rc.dataset_params(config, wildcards.dataset, "filter_test")
 
 
 def base_params(wildcards):
@@ -136,14 +141,15 @@ def trained_model(wildcards):
 
 def embed_inputs(wildcards):
     """The passages, and the training output holding the run's Embseq (none when the run
-    decodes with existing checkpoints)."""
+    decodes with existing checkpoints: then those, when local)."""
     run = run_of(wildcards)
-    inputs = {"passages": f"results/data/{run.task}/{run.dataset}/passages.jsonl"}
+    inputs = {"passages": f"results/data/{run.task}/{run.dataset}/test_passages.jsonl"}
     trained = rc.cosup_models(config, run)["inputs"]
     if "embseq" in trained:  # `separate`: its own training job
         inputs["embseq"] = trained["embseq"]
     elif trained:  # model/embseq/ of the joint training
         inputs["model"] = trained["model"]
+    inputs["config_files"] = option_files(run, "decode")
     return inputs
 
 
@@ -152,9 +158,10 @@ def encoder_params(wildcards):
 
 
 def passages_of(wildcards):
-    """The passages the dataset retrieves from (its own, or those of its index.from)."""
+    """The passages the dataset's test split retrieves from (its own and its pool's, or those
+    of its index.from)."""
     source = rc.index_dataset(config, wildcards.dataset)
-    return f"results/data/{config['datasets'][source]['task']}/{source}/passages.jsonl"
+    return f"results/data/{config['datasets'][source]['task']}/{source}/test_passages.jsonl"
 
 
 def predict_inputs(wildcards):
@@ -172,6 +179,7 @@ def predict_inputs(wildcards):
         inputs["index"] = f"{run_dir(run.on(source))}/index"
         inputs["passages"] = passages_of(wildcards)
         inputs.update(rc.cosup_models(config, run)["inputs"])
+        inputs["config_files"] = option_files(run, "decode")
     return inputs
 
 
@@ -184,7 +192,7 @@ def index_shards(wildcards):
 
 
 def index_params(wildcards):
-    return canonical_json(config["datasets"][wildcards.dataset]["index"])
+    return rc.index_build_params(config, wildcards.dataset)
 
 
 def embed_params(wildcards):
@@ -216,11 +224,7 @@ def kilt_files():
 
 
 def get_final_output():
-    data = [
-        f"results/data/{d['task']}/{name}/filter_stats.json"
-        for name, d in config["datasets"].items()
-    ]
-    return data + all_metrics() + kilt_files() + report_outputs()
+    return all_filter_stats() + all_metrics() + kilt_files() + report_outputs()
 
 
 # --- report inputs ---
@@ -242,9 +246,11 @@ def all_references():
 
 
 def all_filter_stats():
+    """The statistics of both filter jobs of every dataset (training splits, test split)."""
     return [
-        f"results/data/{d['task']}/{name}/filter_stats.json"
+        f"results/data/{d['task']}/{name}/{stats}.json"
         for name, d in config["datasets"].items()
+        for stats in ("filter_stats", "filter_stats_test")
     ]
 
 
@@ -422,6 +428,7 @@ def pool_search_inputs(wildcards):
         "test": f"results/data/{task}/{wildcards.dataset}/raw/test.jsonl",
         "shards": [f"{p}.npy" for p in rp.shard_prefixes(config, wildcards.pool)],
         "corpus": pool_corpus_input(wildcards),
+        "config_files": pool_search_files(wildcards),
     }
 
 
@@ -459,3 +466,93 @@ def pool_mem_mb(wildcards, attempt):
 
 def pool_runtime(wildcards, attempt):
     return rp.pool_resources(config, wildcards.pool, attempt)["runtime"]
+
+
+# --- what else reruns a job: its code and the files the config names ---
+# Each rule's `code` param is a content hash of its workflow script and of the repro modules
+# the script reaches (per run's method for the rules that run one): an edited module reruns
+# the jobs that run it, while a mere mtime change (git checkout, copy) reruns nothing, as the
+# profiles drop Snakemake's mtime-based code trigger (rerun-triggers). Local files named in the
+# config are inputs of the jobs that read them (repro.config_files).
+from repro import code_tracking
+from repro import config_files as cf
+from snakemake.settings.enums import RerunTrigger
+
+
+def code_param(script, per_method=False):
+    """The `code` param of a rule running workflow_scripts/<script>.py."""
+    if not per_method:
+        return code_tracking.script_code(script)
+
+    def code(wildcards):
+        return code_tracking.script_code(script, wildcards.method)
+
+    return code
+
+
+def source_files(wildcards):
+    """The local files the dataset's source names (read by its fetch job)."""
+    return cf.paths(cf.source_files(config, wildcards.dataset))
+
+
+def model_files(wildcards):
+    """A local checkpoint directory of models.<m>.path (read by its base_model job)."""
+    return cf.paths(cf.model_files(config, wildcards.model))
+
+
+def option_files(run, job):
+    """Local checkpoints the run's method options name, for its `job` (train or decode)."""
+    options = rc.method_options(config, run)
+    return cf.paths(cf.option_files(options, f"methods.{run.method}", job))
+
+
+def train_option_files(wildcards):
+    return option_files(run_of(wildcards), "train")
+
+
+def metric_model_files(wildcards):
+    """Local models of the metrics the run's task computes (read by its evaluate job)."""
+    others = other_tasks_metrics(wildcards.task)
+    return cf.paths(cf.metric_files(config, cf.evaluate_sections(config, others)))
+
+
+def comet_model_files(wildcards):
+    return cf.paths(cf.metric_files(config, ["comet"]))
+
+
+def pool_corpus_files(wildcards):
+    return cf.paths(cf.pool_files(config, wildcards.pool, "corpus"))
+
+
+def pool_embed_files(wildcards):
+    return cf.paths(
+        cf.pool_files(
+            config,
+            wildcards.pool,
+            "embed",
+            int(wildcards.shard),
+            int(wildcards.shards),
+        )
+    )
+
+
+def pool_search_files(wildcards):
+    return cf.paths(cf.pool_files(config, wildcards.pool, "search"))
+
+
+# A missing one is reported now (also in a dry run), with its key; Snakemake then stops with
+# the missing input files of the jobs that need them.
+for _line in cf.missing_files(cf.all_named(config, RUNS + TRAIN_RUNS), config):
+    print(f"missing file named in the config: {_line}", file=sys.stderr)
+
+
+def warn_code_trigger():
+    """Run without the profiles' rerun-triggers, Snakemake's own code trigger reruns every
+    job of a script whose mtime changed: say so."""
+    if RerunTrigger.CODE in workflow.rerun_triggers:
+        print(
+            "rerun-triggers include `code`: a workflow script whose mtime changed (a git "
+            "checkout) reruns its rule; the profiles set `mtime params input software-env` "
+            "(each rule's `code` param tracks the code it runs)",
+            file=sys.stderr,
+        )

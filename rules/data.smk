@@ -1,7 +1,10 @@
-# fetch (hf | local | synthetic) -> filter -> normalized jsonl + filter_stats.json
+# fetch (hf | local | synthetic) -> filter (training splits) and filter_test (test split) ->
+# normalized jsonl + filter statistics.
 
 
 rule fetch:
+    input:
+        config_files=source_files,
     output:
         expand(
             "results/data/{task}/{dataset}/raw/{split}.jsonl",
@@ -22,6 +25,7 @@ rule fetch:
         runtime=120,
     params:
         source=source_params,
+        code=code_param("fetch"),
     script:
         "../workflow_scripts/fetch.py"
 
@@ -29,14 +33,12 @@ rule fetch:
 rule filter:
     input:
         rules.fetch.output,
-        pool=pool_files,
     output:
         expand(
             "results/data/{task}/{dataset}/{split}.jsonl",
-            split=SPLITS,
+            split=("train", "validation", "passages"),
             allow_missing=True,
         ),
-        "results/data/{task}/{dataset}/passages.jsonl",
         stats="results/data/{task}/{dataset}/filter_stats.json",
     log:
         "logs/filter/{task}/{dataset}.log",
@@ -50,5 +52,26 @@ rule filter:
         runtime=60,
     params:
         filter=filter_params,
+        code=code_param("filter"),
     script:
         "../workflow_scripts/filter.py"
+
+
+# The test split in a job of its own: a test-only setting (caps.test, the dataset's pool)
+# retrains nothing. Its passages (test_passages.jsonl: the dataset's and its pool's) are what
+# the test split retrieves from.
+use rule filter as filter_test with:
+    input:
+        rules.fetch.output,
+        pool=pool_files,
+    output:
+        "results/data/{task}/{dataset}/test.jsonl",
+        "results/data/{task}/{dataset}/test_passages.jsonl",
+        stats="results/data/{task}/{dataset}/filter_stats_test.json",
+    log:
+        "logs/filter_test/{task}/{dataset}.log",
+    benchmark:
+        "benchmarks/filter_test/{task}/{dataset}.tsv"
+    params:
+        filter=filter_test_params,
+        code=code_param("filter"),

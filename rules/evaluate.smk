@@ -6,6 +6,7 @@ rule comet:
     input:
         predictions=run_file("predictions.jsonl"),
         references="results/data/{task}/{dataset}/test.jsonl",
+        config_files=comet_model_files,
     output:
         run_file("comet.json"),
     log:
@@ -22,6 +23,7 @@ rule comet:
         runtime=120,
     params:
         comet=comet_params,
+        code=code_param("score_comet"),
     script:
         "../workflow_scripts/score_comet.py"
 
@@ -35,6 +37,7 @@ rule evaluate:
         references="results/data/{task}/{dataset}/test.jsonl",
         passages=passages_of,
         comet=comet_of,
+        config_files=metric_model_files,
     output:
         run_file("metrics.json"),
     log:
@@ -50,6 +53,7 @@ rule evaluate:
         runtime=60,
     params:
         metrics=evaluate_params,
+        code=code_param("evaluate"),
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -75,5 +79,7 @@ rule kilt_export:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        code=code_param("kilt_export"),
     script:
         "../workflow_scripts/kilt_export.py"

@@ -5,6 +5,7 @@
 rule base_model:
     input:
         train=train_split_of_dataset,
+        config_files=model_files,
     output:
         directory("results/models/{model}/{dataset}"),
     log:
@@ -19,5 +20,6 @@ rule base_model:
         runtime=30,
     params:
         model=base_params,
+        code=code_param("base_model"),
     script:
         "../workflow_scripts/base_model.py"

@@ -5,15 +5,17 @@
 
 
 rule pool_corpus:
+    input:
+        pool_corpus_files,
     output:
         "results/pools/{pool}/corpus.jsonl",
     log:
         "logs/pool_corpus/{pool}.log",
     benchmark:
         "benchmarks/pool_corpus/{pool}.tsv"
-    retries: 0
     wildcard_constraints:
         pool="[^/]+",
+    retries: 0
     conda:
         "../envs/main.yaml"
     resources:
@@ -21,6 +23,7 @@ rule pool_corpus:
         runtime=720,
     params:
         corpus=pool_corpus_params,
+        code=code_param("pool_corpus"),
     script:
         "../workflow_scripts/pool_corpus.py"
 
@@ -28,6 +31,7 @@ rule pool_corpus:
 rule pool_embeddings:
     input:
         pool_corpus_input,
+        pool_embed_files,
     output:
         vectors="results/pools/{pool}/embeddings/{shard}-of-{shards}.npy",
         ids="results/pools/{pool}/embeddings/{shard}-of-{shards}.ids.json",
@@ -47,6 +51,7 @@ rule pool_embeddings:
         runtime=pool_runtime,
     params:
         pool=pool_embed_params,
+        code=code_param("pool_embeddings"),
     script:
         "../workflow_scripts/pool_embeddings.py"
 
@@ -61,9 +66,9 @@ rule search_pools:
         "logs/search_pools/{pool}/{dataset}.log",
     benchmark:
         "benchmarks/search_pools/{pool}/{dataset}.tsv"
-    retries: 0
     wildcard_constraints:
         pool="[^/]+",
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 4
@@ -74,5 +79,6 @@ rule search_pools:
         runtime=pool_runtime,
     params:
         pool=pool_search_params,
+        code=code_param("search_pools"),
     script:
         "../workflow_scripts/search_pools.py"

@@ -25,6 +25,7 @@ rule embed_passages:
     params:
         batch_size=embed_params,
         encoder=encoder_params,
+        code=code_param("embed_passages"),
     script:
         "../workflow_scripts/embed_passages.py"
 
@@ -47,6 +48,7 @@ rule build_index:
         runtime=60,
     params:
         index=index_params,
+        code=code_param("build_index"),
     script:
         "../workflow_scripts/build_index.py"
 
@@ -71,5 +73,6 @@ rule predict:
         runtime=model_resource("decode", "runtime"),
     params:
         run=predict_params,
+        code=code_param("predict", per_method=True),
     script:
         "../workflow_scripts/predict.py"

@@ -63,5 +63,6 @@ rule report:
         "../envs/main.yaml"
     params:
         report=report_params(),
+        code=code_param("report"),
     script:
         "../workflow_scripts/report.py"

@@ -9,10 +9,11 @@ rule train:
     input:
         data=expand(
             "results/data/{task}/{dataset}/{split}.jsonl",
-            split=("train", "validation"),
+            split=("train", "validation", "passages"),
             allow_missing=True,
         ),
         base="results/models/{model}/{dataset}",
+        config_files=train_option_files,
     output:
         model=directory(run_file("model")),
         log=run_file("train_log.jsonl"),
@@ -34,6 +35,7 @@ rule train:
     params:
         run=train_params,
         checkpoints=run_file("checkpoints"),
+        code=code_param("train", per_method=True),
     script:
         "../workflow_scripts/train.py"
 
@@ -51,3 +53,4 @@ use rule train as train_embseq with:
     params:
         run=train_embseq_params,
         checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints_embseq",
+        code=code_param("train", per_method=True),

@@ -358,12 +358,12 @@ def test_workflow_builds_pools_and_writes_them_into_the_test_splits(encoder, tmp
     for d, k, pool in (("wiki_qs", 3, "wiki"), ("kilt_qs", 2, "kilt")):
         records = read_jsonl(work / f"results/data/knowledge/{d}/test.jsonl")
         passages = {p["id"]: p for p in
-                    read_jsonl(work / f"results/data/knowledge/{d}/passages.jsonl")}
+                    read_jsonl(work / f"results/data/knowledge/{d}/test_passages.jsonl")}
         pools = read_jsonl(work / f"results/pools/{pool}/{d}/candidates.jsonl")
         assert [r["candidates"] for r in records] == [p["candidates"] for p in pools]
         assert all(len(r["candidates"]) == k and set(r["candidates"]) <= set(passages)
                    for r in records)
-    kilt_passages = read_jsonl(work / "results/data/knowledge/kilt_qs/passages.jsonl")
+    kilt_passages = read_jsonl(work / "results/data/knowledge/kilt_qs/test_passages.jsonl")
     assert all(p["id"].startswith(p["wikipedia_id"] + "_") for p in kilt_passages)
     assert (work / "results/pools/wiki/embeddings/1-of-2.npy").is_file()
 

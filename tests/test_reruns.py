@@ -114,8 +114,8 @@ def test_added_language_pair_prepares_its_data_and_model(done, tmp_path):
     cfg = edited(tmp_path, edit)
     new = set(runs_of(cfg)) - set(runs_of(TEST_CONFIG))
     assert new and {r.dataset for r in new} == {"t_en_xb"}
-    expected = {job("fetch", task="translation", dataset="t_en_xb"),
-                job("filter", task="translation", dataset="t_en_xb"), REPORT}
+    expected = {job(rule, task="translation", dataset="t_en_xb")
+                for rule in ("fetch", "filter", "filter_test")} | {REPORT}
     expected |= {job("base_model", model=m, dataset="t_en_xb") for m in {r.model for r in new}}
     expected |= {j for r in new for j in run_jobs(r)}
     assert plan(done, cfg) == expected

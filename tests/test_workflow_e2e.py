@@ -93,6 +93,12 @@ def test_data_stages_and_filter_stats(done):
         v for k, v in stats["train"]["dropped"].items() if k != "cap")
     passages = done / "results/data/knowledge/t_kb/passages.jsonl"
     assert passages.stat().st_size > 0
+    # the test split has a filter job of its own (rule filter_test)
+    test = json.loads((done / "results/data/translation/t_en_xa/filter_stats_test.json")
+                      .read_text())
+    assert set(stats) == {"train", "validation"} and set(test) == {"test"}
+    assert (done / "results/data/knowledge/t_kb/test_passages.jsonl").read_text() == (
+        passages.read_text())
 
 
 def test_predictions_and_logs(done):

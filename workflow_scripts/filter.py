@@ -1,4 +1,5 @@
-"""Snakemake adapter: filter one dataset's raw splits into normalized jsonl + filter_stats.json."""
+"""Snakemake adapter: filter some raw splits of one dataset (rule filter: the training splits;
+rule filter_test: the test split) into normalized jsonl, their passages and statistics."""
 
 from pathlib import Path
 
@@ -7,12 +8,15 @@ import _src_path  # noqa: F401  (repro from src/)
 from repro.data.filters import filter_dataset
 from repro.workflow import start
 
-params = start(snakemake)  # noqa: F821
-raw_dir = Path(snakemake.input[0]).parent  # noqa: F821
-out_dir = Path(snakemake.output.stats).parent  # noqa: F821
-pool = snakemake.input.get("pool") or []  # noqa: F821  (candidates, passages of its pool)
+smk = snakemake  # noqa: F821
+params = start(smk)
+raw_dir = Path(smk.input[0]).parent
+pool = smk.input.get("pool") or []  # candidates, passages of its pool (filter_test)
 p = params["filter"]
-stats = filter_dataset(raw_dir, out_dir, p["task"], p["filter"], p.get("test_only", False),
-                       name=snakemake.wildcards.dataset,  # noqa: F821
-                       pool_dir=Path(pool[0]).parent if pool else None)
+splits = p["splits"]
+stats = filter_dataset(raw_dir, Path(smk.output.stats).parent, p["task"], p["filter"],
+                       p.get("test_only", False), name=smk.wildcards.dataset,
+                       pool_dir=Path(pool[0]).parent if pool else None, splits=splits,
+                       passages_name=Path(smk.output[len(splits)]).name,
+                       stats_name=Path(smk.output.stats).name)
 print(stats)

@@ -116,6 +116,69 @@ def check_references(config: dict[str, Any]) -> None:
     for name, model in config["models"].items():
         if model["kind"] == "hf" and not model.get("path"):
             raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")
+    check_ignored_keys(config)
+
+
+def check_ignored_keys(config: dict[str, Any]) -> None:
+    """Settings the workflow would silently ignore are errors naming the key: an index setting
+    beside `index.from` (the other dataset's index is used), and an experiment's `training` or
+    variant settings for a run an earlier experiment defines (the first one wins)."""
+    defaults = _index_defaults()
+    for name, d in config["datasets"].items():
+        index = d.get("index") or {}
+        if not index.get("from"):
+            continue
+        for key in sorted(set(index) - {"from"}):
+            if index[key] != defaults.get(key):
+                raise ConfigError(
+                    f"datasets.{name}.index.{key}: ignored beside index.from (the index of "
+                    f"'{index['from']}' is used): set it in datasets.{index['from']}.index")
+    runs = dict.fromkeys([*expand_runs(config), *(training_run(config, r)
+                                                  for r in expand_runs(config))])
+    for run in runs:
+        holders = _experiments_of(config, run)
+        first, settings = holders[0]
+        for i, other in holders[1:]:
+            for key, label in (("variant", f"methods.{run.method}.{run.variant}"),
+                               ("training", "training")):
+                if other[key] != settings[key]:
+                    raise ConfigError(
+                        f"experiments[{i}].{label}: run {run.id} is already defined by "
+                        f"experiments[{first}], whose settings win; this experiment's "
+                        f"differ ({other[key]} vs {settings[key]}) and would be ignored: make "
+                        "them equal or give the variant another name")
+
+
+def _experiments_of(config: dict[str, Any], run: Run) -> list[tuple[int, dict[str, Any]]]:
+    """(index, {"variant": overrides, "training": experiment training}) of every experiment
+    holding `run` (see _experiment_overrides), in config order."""
+    out = []
+    for i, exp in enumerate(config["experiments"]):
+        variants = exp["methods"].get(run.method, {})
+        trains = {train_dataset(config, d) for d in exp["datasets"]}
+        if ((run.dataset in exp["datasets"] or run.dataset in trains)
+                and run.model in exp["models"] and run.variant in variants
+                and run.seed in exp.get("seeds", [0])):
+            out.append((i, {"variant": variants[run.variant] or {},
+                            "training": exp.get("training") or {}}))
+    return out
+
+
+def _index_defaults() -> dict[str, Any]:
+    """The schema defaults of datasets.<d>.index (what validation fills in)."""
+    schema = _schema()
+    index = schema["properties"]["datasets"]["additionalProperties"]["properties"]["index"]
+    return {k: v["default"] for k, v in index["properties"].items() if "default" in v}
+
+
+_SCHEMA: dict[str, Any] = {}
+
+
+def _schema() -> dict[str, Any]:
+    if not _SCHEMA:
+        with open(SCHEMA_PATH, encoding="utf-8") as f:
+            _SCHEMA.update(yaml.safe_load(f))
+    return _SCHEMA
 
 
 def expand_runs(config: dict[str, Any]) -> list[Run]:
@@ -218,18 +281,13 @@ def decode_only(config: dict[str, Any], run: Run) -> bool:
 
 def _experiment_overrides(config: dict[str, Any], run: Run) -> tuple[dict, dict]:
     """(variant overrides, experiment training overrides) of the first experiment holding run
-    (a training run belongs to the experiments of the datasets that train on its dataset)."""
-    for exp in config["experiments"]:
-        variants = exp["methods"].get(run.method, {})
-        trains = {train_dataset(config, d) for d in exp["datasets"]}
-        if (
-            (run.dataset in exp["datasets"] or run.dataset in trains)
-            and run.model in exp["models"]
-            and run.variant in variants
-            and run.seed in exp.get("seeds", [0])
-        ):
-            return variants[run.variant], exp.get("training", {})
-    raise ConfigError(f"no experiment defines run {run.id}")
+    (a training run belongs to the experiments of the datasets that train on its dataset;
+    check_ignored_keys makes sure the others agree)."""
+    holders = _experiments_of(config, run)
+    if not holders:
+        raise ConfigError(f"no experiment defines run {run.id}")
+    settings = holders[0][1]
+    return settings["variant"], settings["training"]
 
 
 def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
@@ -270,29 +328,74 @@ def resolve(config: dict[str, Any], run: Run) -> dict[str, Any]:
 
 # Training keys that decoding reads too (the prompt of a record).
 PROMPT_KEYS = ("max_source_len", "prompt_suffix", "prompt_template", "instruction")
+# Training keys that change no trained model: not in the training job's params (editing them
+# retrains nothing); the job reads them from the config (`training_settings`). save_steps only
+# says how often a checkpoint is written to resume from.
+UNTRACKED_TRAINING = ("save_steps",)
+# Index settings read when searching (predict params), not when building the index.
+SEARCH_PARAMS = ("nprobe", "ef_search")
 
 
 def train_params(config: dict[str, Any], run: Run, stage: str = "joint") -> str:
-    """The config one training job of `run` depends on. A cosup job gets only the method
-    options its stage reads (repro.methods.cosup_options.stage_options): `separate`'s Gen and
-    Embseq jobs do not rerun for each other's options, and no training job reruns for a
-    decoding-only option."""
+    """The config one training job of `run` depends on: the run, the method options its stage
+    reads (repro.methods.options_read_by; co-supervision's per stage, see
+    repro.methods.cosup_options.stage_options: `separate`'s Gen and Embseq jobs do not rerun
+    for each other's options) and the training settings but UNTRACKED_TRAINING. The data and
+    the base model reach the job as its input files (the filtered splits, the base model
+    directory), not as params: an edit to them reruns the jobs that make those files first."""
+    from repro.methods import options_read_by
+
     r = resolve(config, run)
+    options = r["method"]["options"]
     if run.method == "cosup":
         from repro.methods.cosup_options import stage_options
 
-        r["method"]["options"] = stage_options(r["method"]["options"], run.variant, stage)
-    keys = ("run", "data", "model", "method", "training")
-    return canonical_json({k: r[k] for k in keys})
+        options = stage_options(options, run.variant, stage)
+    else:
+        options = options_read_by(run.method, options, "train")
+    training = {k: v for k, v in r["training"].items() if k not in UNTRACKED_TRAINING}
+    return canonical_json({"run": r["run"], "method": {"name": run.method, "options": options},
+                           "training": training})
+
+
+def training_settings(config: dict[str, Any], run: Run) -> dict[str, Any]:
+    """The run's UNTRACKED_TRAINING settings (read by the training job from the config)."""
+    training = resolve(config, run)["training"]
+    return {k: training[k] for k in UNTRACKED_TRAINING if k in training}
 
 
 def predict_params(config: dict[str, Any], run: Run) -> str:
+    """The config a decoding job depends on: the run, the method options decoding reads, the
+    decoding settings, the training keys of the prompt, the model family (the architecture of
+    checkpoints decoded without training) and, for co-supervision, the search settings of the
+    passage index (SEARCH_PARAMS: set at load time, so editing them rebuilds no index)."""
+    from repro.methods import options_read_by
+
     r = resolve(config, run)
-    return canonical_json(
-        {"run": r["run"], "method": r["method"], "decoding": r["decoding"],
-         "training": {k: r["training"][k] for k in PROMPT_KEYS if k in r["training"]},
-         "model": {"family": r["model"]["family"]}}
-    )
+    options = options_read_by(run.method, r["method"]["options"], "decode")
+    out = {"run": r["run"], "method": {"name": run.method, "options": options},
+           "decoding": r["decoding"],
+           "training": {k: r["training"][k] for k in PROMPT_KEYS if k in r["training"]},
+           "model": {"family": r["model"]["family"]}}
+    if run.method == "cosup":
+        out["search"] = search_settings(config, index_dataset(config, run.dataset))
+    return canonical_json(out)
+
+
+def search_settings(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The SEARCH_PARAMS given in datasets.<d>.index.params (the index's build defaults
+    otherwise)."""
+    params = (config["datasets"][dataset].get("index") or {}).get("params") or {}
+    return {k: params[k] for k in SEARCH_PARAMS if k in params}
+
+
+def index_build_params(config: dict[str, Any], dataset: str) -> str:
+    """What the build_index job of `dataset`'s passages depends on: the index kind and its
+    build-time params (the shards are its inputs; batch_size is the embedding jobs';
+    SEARCH_PARAMS are the decoding jobs')."""
+    index = config["datasets"][dataset].get("index") or {}
+    params = {k: v for k, v in (index.get("params") or {}).items() if k not in SEARCH_PARAMS}
+    return canonical_json({"kind": index.get("kind", "flat"), "params": params})
 
 
 def evaluate_params(config: dict[str, Any], run: Run) -> str:
@@ -302,13 +405,9 @@ def evaluate_params(config: dict[str, Any], run: Run) -> str:
     r = resolve(config, run)
     others = other_tasks_metrics(run.task)
     kept = {k: v for k, v in r["metrics"].items() if k not in others}
-    if "comet" in kept:  # where the COMET interpreter lives changes no score
-        kept["comet"] = _without(kept["comet"], "python")
+    if "comet" in kept:  # where the COMET interpreter lives, its GPUs: no score changes
+        kept["comet"] = {k: v for k, v in kept["comet"].items() if k not in ("python", "gpus")}
     return canonical_json({"run": r["run"], **kept})
-
-
-def _without(section: dict[str, Any] | None, key: str) -> dict[str, Any]:
-    return {k: v for k, v in (section or {}).items() if k != key}
 
 
 def scores_comet(config: dict[str, Any], run: Run) -> bool:
@@ -318,19 +417,43 @@ def scores_comet(config: dict[str, Any], run: Run) -> bool:
 
 
 def comet_params(config: dict[str, Any], run: Run) -> str:
-    """The comet rule's slice: the run, metrics.comet (without `python`: where the interpreter
-    lives changes no score) and metrics.strict."""
+    """The comet rule's slice: the run, metrics.comet (without `python`, where the interpreter
+    lives, and `gpus`, a resource: neither changes a score) and metrics.strict."""
     metrics = config.get("metrics", {})
-    return canonical_json({"run": run.fields(), "comet": _without(metrics.get("comet"), "python"),
+    comet = {k: v for k, v in (metrics.get("comet") or {}).items() if k not in ("python", "gpus")}
+    return canonical_json({"run": run.fields(), "comet": comet,
                            "strict": bool(metrics.get("strict", False))})
 
 
+# Keys of a source read by scripts/predownload.py alone (not by the fetch job).
+NOT_FETCHED = ("download",)
+
+
 def dataset_params(config: dict[str, Any], dataset: str, part: str) -> str:
-    """`source` (fetch) or `filter` slice of one dataset, with its task (and, for the filter of
-    a dataset nothing trains on, `test_only`: its train and validation splits may be empty)."""
+    """What a data job of one dataset depends on, with its task: `source` (the fetch job; the
+    source without NOT_FETCHED), `filter` (the job filtering the training splits, with
+    `test_only` for a dataset nothing trains on: its training splits may then be empty) or
+    `filter_test` (the job filtering the test split: caps.test and expect_counts.test, the
+    only filter settings the test split reads)."""
+    from repro.data.filters import TEST_SPLITS, TRAINING_SPLITS
+
     d = config["datasets"][dataset]
+    if part == "source":
+        source = {k: v for k, v in d["source"].items() if k not in NOT_FETCHED}
+        return canonical_json({"task": d["task"], "source": source})
+    if part not in ("filter", "filter_test"):
+        raise ValueError(f"unknown dataset part {part!r}")
+    splits = TEST_SPLITS if part == "filter_test" else TRAINING_SPLITS
+    cfg = dict(d.get("filter") or {})
+    for key in ("caps", "expect_counts"):
+        kept = {s: n for s, n in (cfg.pop(key, None) or {}).items()
+                if s in splits or s not in TEST_SPLITS + TRAINING_SPLITS}
+        if kept:
+            cfg[key] = kept
+    if part == "filter_test":  # the content filters and dedup clean the training split only
+        cfg = {k: v for k, v in cfg.items() if k in ("caps", "expect_counts")}
     extra = {"test_only": True} if part == "filter" and not trains_here(config, dataset) else {}
-    return canonical_json({"task": d["task"], part: d.get(part, {}), **extra})
+    return canonical_json({"task": d["task"], "filter": cfg, "splits": list(splits), **extra})
 
 
 def trains_here(config: dict[str, Any], dataset: str) -> bool:

@@ -26,8 +26,9 @@ def corpus_file(config: dict[str, Any], pool: str) -> tuple[str, str]:
 
 def stage_params(config: dict[str, Any], pool: str, stage: str) -> str:
     """Canonical JSON of what a pool stage's output depends on (its rerun trigger): `corpus`
-    (the chunking), `embed` (corpus, retriever, embeddings, shards, and the corpus file read),
-    `search` (all of it and k). Download lists and resources are left out."""
+    (the chunking), `embed` (corpus, retriever but its query batch size, or none for
+    precomputed embeddings, embeddings, shards, and the corpus file read), `search` (all of it
+    and k). Download lists and resources are left out."""
     spec = config["pools"][pool]
 
     def strip(section: dict[str, Any]) -> dict[str, Any]:
@@ -38,8 +39,19 @@ def stage_params(config: dict[str, Any], pool: str, stage: str) -> str:
     keys = ("corpus", "retriever", "embeddings", "shards") + (("k",) if stage == "search" else ())
     if stage not in ("embed", "search"):
         raise ValueError(f"unknown pool stage {stage!r}")
-    return canonical_json({**{k: strip(spec[k]) if isinstance(spec[k], dict) else spec[k]
-                              for k in keys}, "corpus_file": corpus_file(config, pool)})
+    out = {**{k: strip(spec[k]) if isinstance(spec[k], dict) else spec[k] for k in keys},
+           "corpus_file": corpus_file(config, pool)}
+    if stage == "embed":
+        out.update(_embed_only(spec, out["retriever"]))
+    return canonical_json(out)
+
+
+def _embed_only(spec: dict[str, Any], retriever: dict[str, Any]) -> dict[str, Any]:
+    """The retriever as an embedding job reads it: not at all when it converts precomputed
+    embeddings, else without the query batch size (a search setting)."""
+    if (spec.get("embeddings") or {}).get("precomputed"):
+        return {"retriever": {}}
+    return {"retriever": {k: v for k, v in retriever.items() if k != "query_batch_size"}}
 
 
 def pool_resources(config: dict[str, Any], pool: str, attempt: int = 1,

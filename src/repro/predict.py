@@ -46,6 +46,8 @@ def predict_run(resolved: dict[str, Any], arch: str, model_dir: Path | None, tes
         raise DataError(f"{test_path}: no records to decode")
     run = resolved["run"]
     inputs = dict(inputs or {})
+    if resolved.get("search"):  # the passage index's search settings (nprobe, ef_search)
+        inputs["search"] = resolved["search"]
     cls = method_class(run["method"])
     options = cls.options_for_variant(resolved["method"]["options"], run.get("variant"))
     model, tokenizer = cls.load_for_decoding(str(model_dir) if model_dir else None, arch,

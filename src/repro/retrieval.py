@@ -269,6 +269,18 @@ def build_index(vectors: np.ndarray, kind: str = "flat", nlist: int | None = Non
     return index
 
 
+def set_search_params(index, nprobe: int | None = None, ef_search: int | None = None) -> None:
+    """Search-time settings of a faiss index: nprobe (IVF kinds, capped at nlist), efSearch
+    (HNSW); ignored by kinds without them."""
+    import faiss
+
+    if nprobe is not None and hasattr(index, "nprobe"):
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = min(int(nprobe), ivf.nlist)
+    if ef_search is not None and hasattr(index, "hnsw"):
+        index.hnsw.efSearch = int(ef_search)
+
+
 def merge_shards(prefixes: Sequence[Path], out_dir: Path, kind: str = "flat",
                  **params: Any) -> dict[str, Any]:
     """Concatenate shard vectors (in the given order) and write the index directory."""
@@ -300,7 +312,9 @@ class PassageIndex:
         self.row = {pid: i for i, pid in enumerate(ids)}
 
     @classmethod
-    def load(cls, directory: Path) -> PassageIndex:
+    def load(cls, directory: Path, search: dict[str, Any] | None = None) -> PassageIndex:
+        """The index of `directory`, with the search settings `search` (nprobe, ef_search)
+        applied when given (else those it was built with)."""
         import faiss
 
         directory = Path(directory)
@@ -308,9 +322,10 @@ class PassageIndex:
             if not (directory / name).is_file():
                 raise DataError(f"{directory / name}: missing from the index directory "
                                 "(build it with repro.retrieval.merge_shards)")
+        index = faiss.read_index(str(directory / "index.faiss"))
+        set_search_params(index, **(search or {}))
         return cls(np.load(directory / "embeddings.npy", mmap_mode="r"),
-                   json.loads((directory / "ids.json").read_text(encoding="utf-8")),
-                   faiss.read_index(str(directory / "index.faiss")))
+                   json.loads((directory / "ids.json").read_text(encoding="utf-8")), index)
 
     @property
     def dim(self) -> int:

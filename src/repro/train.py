@@ -33,7 +33,7 @@ from repro.errors import ConfigError
 from repro.io import write_jsonl
 from repro.methods import get_method
 from repro.models import load_model, load_tokenizer
-from repro.train_logging import LogPoints
+from repro.train_logging import LOG_EVERY, LogPoints
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -182,7 +182,7 @@ def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int, has_
         save_strategy="steps",
         save_steps=training["save_steps"],
         save_total_limit=2,
-        logging_steps=max(1, min(50, training["save_steps"])),
+        logging_steps=LOG_EVERY,  # LogPoints logs short runs more often
         logging_first_step=True,
         report_to="none",
         seed=seed,
@@ -198,9 +198,13 @@ def training_arguments(training: dict[str, Any], ckpt_dir: Path, seed: int, has_
 
 
 def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path,
-              model_out: Path, log_out: Path, ckpt_dir: Path) -> dict[str, Any]:
-    """Train one run; save the final model to `model_out` and the log rows to `log_out`."""
-    run, training = resolved["run"], resolved["training"]
+              model_out: Path, log_out: Path, ckpt_dir: Path,
+              settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one run; save the final model to `model_out` and the log rows to `log_out`.
+    `settings`: training keys that change no model (repro.config.UNTRACKED_TRAINING, e.g.
+    save_steps), merged into resolved["training"]; checkpoints are tied to `resolved` alone,
+    so a job resumes from them after such an edit."""
+    run, training = resolved["run"], {**resolved["training"], **(settings or {})}
     set_seed(run["seed"])
     arch = manifest["arch"]
     tokenizer = load_tokenizer(manifest["path"], arch)

@@ -2,7 +2,8 @@
 under torchrun; each rank trains its share, rank 0 writes the outputs).
 
 JOB.json: {"resolved": the run's resolved training config, "manifest": the base model's
-base.json, "data_dir", "model_out", "log_out", "ckpt_dir": paths}.
+base.json, "data_dir", "model_out", "log_out", "ckpt_dir": paths; optional "settings": training
+keys that change no model (repro.train.train_run)}.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if missing:
         raise KeyError(f"training job: missing {missing}")
     paths = [Path(job[k]) for k in PATH_KEYS]
-    return train_run(job["resolved"], job["manifest"], *paths)
+    return train_run(job["resolved"], job["manifest"], *paths, settings=job.get("settings"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
-"""How often training logs its loss: at most every `logging_steps` steps (the Trainer argument,
-min(50, save_steps)), and often enough that a short run still logs about LOG_POINTS losses, so
-that its training curve has points (a 7-step run logs every step, not once)."""
+"""How often training logs its loss: at most every LOG_EVERY steps (the Trainer's
+`logging_steps`; not tied to save_steps, which changes no result and no log), and often enough
+that a short run still logs about LOG_POINTS losses, so that its training curve has points (a
+7-step run logs every step, not once)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 LOG_POINTS = 50
+LOG_EVERY = 50
 
 
 def logging_interval(cap: int, total_steps: int, points: int = LOG_POINTS) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ REASONS = ("malformed", "empty", "too_long", "duplicate", "cap")
 CFG_KEYS = {"max_source_chars", "max_target_chars", "max_source_words", "max_target_words",
             "dedup", "caps", "expect_counts"}
 CLEANED_SPLITS = ("train",)  # the splits the content filters (empty, too long, pair) apply to
+# The workflow's two filter jobs of a dataset (rules/data.smk): training splits, test split.
+TRAINING_SPLITS = ("train", "validation")
+TEST_SPLITS = ("test",)
 
 
 def _too_long(rec: dict[str, Any], cfg: dict[str, Any]) -> bool:
@@ -80,11 +84,14 @@ def filter_split(
 
 
 def check_counts(stats: dict[str, Any], expected: dict[str, int], name: str) -> None:
-    """DataError unless each split of `expected` kept exactly that many records."""
+    """DataError unless each split of `expected` kept exactly that many records (splits not
+    in `stats` are another job's)."""
     for split, n in (expected or {}).items():
-        if split not in stats:
+        if split not in SPLITS:
             raise DataError(f"datasets.{name}.filter.expect_counts: unknown split '{split}' "
                             f"(splits: {', '.join(SPLITS)})")
+        if split not in stats:
+            continue
         st = stats[split]
         if st["kept"] != n:
             why = ", ".join(f"{r}: {k}" for r, k in st["dropped"].items() if k) or "none"
@@ -97,7 +104,8 @@ def check_counts(stats: dict[str, Any], expected: dict[str, int], name: str) -> 
 def filter_dataset(
     raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], task: str,
     cfg: dict[str, Any], test_only: bool = False, name: str | None = None,
-    pool_dir: str | os.PathLike[str] | None = None,
+    pool_dir: str | os.PathLike[str] | None = None, splits: Sequence[str] = SPLITS,
+    passages_name: str = "passages.jsonl", stats_name: str = "filter_stats.json",
 ) -> dict[str, Any]:
     """Filter raw_dir/{split}.jsonl into out_dir, copy passages.jsonl, write filter_stats.json.
 
@@ -109,13 +117,17 @@ def filter_dataset(
     candidates.jsonl, passages.jsonl), each kept test record gets its pool as `candidates` and
     the pooled passages join passages.jsonl. Records' candidates are checked (non-empty, known
     passages) either way.
+
+    `splits` (with the names of the passages and stats files) filters some splits only: the
+    workflow filters the training splits and the test split in two jobs (TRAINING_SPLITS,
+    TEST_SPLITS), so that a test-only setting (caps.test, a pool) retrains nothing.
     """
     raw, out = Path(raw_dir), Path(out_dir)
     stats_file = raw / "fetch_stats.json"
     fetch_stats = read_json(stats_file) if stats_file.is_file() else {}
     kept: dict[str, list[dict[str, Any]]] = {}
     stats: dict[str, Any] = {}
-    for split in SPLITS:
+    for split in splits:
         path = raw / f"{split}.jsonl"
         if not path.is_file():
             raise DataError(f"{path}: missing (split '{split}')")
@@ -131,22 +143,24 @@ def filter_dataset(
         stats[split] = st
     check_counts(stats, cfg.get("expect_counts") or {}, name or str(raw))
     passages = raw / "passages.jsonl"
-    pooled = _pooled(raw, Path(pool_dir), kept) if pool_dir is not None else None
-    if pooled is None and any(r.get("candidates") is not None for r in kept["test"]):
+    testing = "test" in kept
+    pooled = _pooled(raw, Path(pool_dir), kept) if pool_dir is not None and testing else None
+    if pooled is None and testing and any(r.get("candidates") is not None
+                                          for r in kept["test"]):
         ids = {p.get("id") for p in read_jsonl(passages)} if passages.is_file() else set()
         check_record_candidates(kept["test"], ids, str(raw / "test.jsonl"))
-    for split in SPLITS:
+    for split in splits:
         write_jsonl(out / f"{split}.jsonl", kept[split])
     if pooled is not None:
         own = read_jsonl(passages) if passages.is_file() else []
         known = {p.get("id") for p in own}
-        write_jsonl(out / "passages.jsonl", own + [p for p in pooled if p["id"] not in known])
+        write_jsonl(out / passages_name, own + [p for p in pooled if p["id"] not in known])
     elif passages.is_file():
-        with atomic_path(out / "passages.jsonl") as tmp:
+        with atomic_path(out / passages_name) as tmp:
             shutil.copyfile(passages, tmp)
     else:
-        write_jsonl(out / "passages.jsonl", [])
-    write_json(out / "filter_stats.json", stats)
+        write_jsonl(out / passages_name, [])
+    write_json(out / stats_name, stats)
     return stats
 
 

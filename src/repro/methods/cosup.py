@@ -502,14 +502,15 @@ class CoSup(Method):
         return model, tokenizer
 
     def prepare_decoding(self, model_dir: Path | None, inputs: dict[str, Any]) -> None:
-        """Load the index (inputs["index"]), the passages (inputs["passages"]), the query
-        projection saved beside Gen, if any, and for `separate` the Embseq that encodes the
-        queries (inputs["embseq"] or checkpoints.embseq)."""
+        """Load the index (inputs["index"], with the search settings inputs["search"]), the
+        passages (inputs["passages"]), the query projection saved beside Gen, if any, and for
+        `separate` the Embseq that encodes the queries (inputs["embseq"] or
+        checkpoints.embseq)."""
         for key in ("index", "passages"):
             if key not in inputs:
                 raise ConfigError(f"cosup: decoding needs inputs[{key!r}] (index: a directory "
                                   "from repro.retrieval.merge_shards; passages: passages.jsonl)")
-        self.index = PassageIndex.load(Path(inputs["index"]))
+        self.index = PassageIndex.load(Path(inputs["index"]), inputs.get("search"))
         self.passages = {p["id"]: p for p in read_passages(Path(inputs["passages"]))}
         proj = Path(model_dir) / PROJECTION_FILE if model_dir else None
         if proj is not None and proj.is_file():

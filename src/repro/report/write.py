@@ -200,8 +200,10 @@ def write_report(
         write_text(out.runs_page, runs_page(results, configs))
         written.append(out.runs_page)
     if out.data_page is not None:
-        stats = {f"{Path(p).parent.parent.name}/{Path(p).parent.name}": read_json(p)
-                 for p in filter_stats_paths}
+        stats: dict[str, dict[str, Any]] = {}
+        for p in filter_stats_paths:  # a dataset's training splits and test split, merged
+            stats.setdefault(f"{Path(p).parent.parent.name}/{Path(p).parent.name}",
+                             {}).update(read_json(p))
         write_text(out.data_page, data_page(stats))
         written.append(out.data_page)
     for p in written:
