@@ -474,6 +474,8 @@ def pool_runtime(wildcards, attempt):
 # the jobs that run it, while a mere mtime change (git checkout, copy) reruns nothing, as the
 # profiles drop Snakemake's mtime-based code trigger (rerun-triggers). Local files named in the
 # config are inputs of the jobs that read them (repro.config_files).
+from functools import lru_cache
+
 from repro import code_tracking
 from repro import config_files as cf
 from snakemake.settings.enums import RerunTrigger
@@ -502,8 +504,13 @@ def model_files(wildcards):
 
 def option_files(run, job):
     """Local checkpoints the run's method options name, for its `job` (train or decode)."""
+    return list(_option_files(run, job))
+
+
+@lru_cache
+def _option_files(run, job):
     options = rc.method_options(config, run)
-    return cf.paths(cf.option_files(options, f"methods.{run.method}", job))
+    return tuple(cf.paths(cf.option_files(options, f"methods.{run.method}", job)))
 
 
 def train_option_files(wildcards):

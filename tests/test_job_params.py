@@ -189,8 +189,7 @@ def test_code_hash_follows_content_not_place_or_mtime(tmp_path, monkeypatch):
     def code_of_copy() -> str:
         monkeypatch.setattr(ct, "SRC", tmp_path / "src")
         monkeypatch.setattr(ct, "SCRIPTS", tmp_path / "workflow_scripts")
-        for fn in (ct.closure, ct.imported_names, ct.script_code):
-            fn.cache_clear()
+        ct.clear_caches()
         return ct.script_code("evaluate")
 
     assert code_of_copy() == here  # another checkout, newer mtimes: the same code
@@ -198,8 +197,7 @@ def test_code_hash_follows_content_not_place_or_mtime(tmp_path, monkeypatch):
     mt.write_text(mt.read_text() + "# edited\n")
     assert code_of_copy() != here
     monkeypatch.undo()
-    for fn in (ct.closure, ct.imported_names, ct.script_code):
-        fn.cache_clear()
+    ct.clear_caches()
 
 
 def test_string_module_names_and_relative_imports_are_followed(tmp_path):
@@ -214,11 +212,11 @@ def test_string_module_names_and_relative_imports_are_followed(tmp_path):
     old = ct.SRC
     try:
         ct.SRC = tmp_path
-        ct.closure.cache_clear()
+        ct.clear_caches()
         names = {p.name for p in ct.closure(tmp_path / "entry.py")}
     finally:
         ct.SRC = old
-        ct.closure.cache_clear()
+        ct.clear_caches()
     assert names == {"entry.py", "__init__.py", "b.py", "c.py"}
 
 

@@ -17,7 +17,6 @@ Static analysis, done once per DAG parse (about 100 small files): cheap.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import re
 from collections.abc import Iterable
@@ -27,13 +26,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1]  # the folder holding the `repro` package
 SCRIPTS = SRC.parent / "workflow_scripts"  # the rules' scripts
 PACKAGE = "repro"
-# module names written as strings, e.g. METHOD_CLASSES = {"sft": ("repro.methods.sft", "SFT")}
-_STRING_MODULE = re.compile(r"^repro(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 # reached by name, per run: left out of a script's closure (see module docstring)
 METHOD_MODULES = {"sft": "repro.methods.sft", "warmup": "repro.methods.warmup",
                   "cosup": "repro.methods.cosup"}
 
 
+@cache
 def module_file(name: str) -> Path | None:
     """The source file of a `repro` module or package (None if there is none)."""
     parts = name.split(".")
@@ -52,36 +50,43 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _resolve_from(path: Path, node: ast.ImportFrom) -> str | None:
-    """The absolute module name of a `from ... import` (relative imports resolved)."""
-    if node.level == 0:
-        return node.module
+def _resolve_from(path: Path, module: str) -> str | None:
+    """The absolute name of the module of a `from <module> import` (relative ones resolved)."""
+    level = len(module) - len(module.lstrip("."))
+    if level == 0:
+        return module
     if not path.is_relative_to(SRC):
         return None
     package = _module_name(path).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
-    base = package[: len(package) - (node.level - 1)]
-    return ".".join(base + ([node.module] if node.module else []))
+    base = package[: len(package) - (level - 1)]
+    return ".".join(base + ([module[level:]] if module[level:] else []))
+
+
+# import statements anywhere in a file (lazy ones in functions too), and quoted module names.
+# A text scan, not a parse: ten times faster, and what it may over-read (an import written in
+# a docstring) only tracks a file more.
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.M)
+_FROM = re.compile(r"^[ \t]*from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)", re.M)
+_QUOTED = re.compile(r"""["'](repro(?:\.[A-Za-z_][A-Za-z0-9_]*)+)["']""")
 
 
 @cache
 def imported_names(path: Path) -> frozenset[str]:
     """Module names a file imports (including `from m import x` as m and m.x, since x may be a
     submodule) and `repro.*` module names it holds as strings."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    text = path.read_text(encoding="utf-8")
     names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            module = _resolve_from(path, node)
-            if module:
-                names.add(module)
-                names.update(f"{module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if _STRING_MODULE.match(node.value):
-                names.add(node.value)
+    for m in _IMPORT.finditer(text):
+        names.update(part.split()[0] for part in m.group(1).split(",") if part.strip())
+    for m in _FROM.finditer(text):
+        module = _resolve_from(path, m.group(1))
+        if module:
+            names.add(module)
+            items = m.group(2).strip("() \t\n").replace("\n", " ").split(",")
+            names.update(f"{module}.{item.split()[0]}" for item in items if item.strip())
+    names.update(m.group(1) for m in _QUOTED.finditer(text))
     return frozenset(names)
 
 
@@ -130,6 +135,7 @@ def digest(paths: Iterable[Path]) -> str:
     return h.hexdigest()[:16]
 
 
+@cache
 def _label(path: Path, root: Path) -> str:
     path = path.resolve()
     for base in (root, root.parent):
@@ -166,3 +172,9 @@ def _job_files(script: str | Path, method: str | None) -> set[Path]:
 def tracked_files(script: str | Path, method: str | None = None) -> list[str]:
     """The files behind `script_code(script, method)` (repository-relative), for tests."""
     return sorted(_label(p, SRC.parent) for p in _job_files(script, method))
+
+
+def clear_caches() -> None:
+    """Forget every file read (for tests that edit or move the sources)."""
+    for fn in (module_file, imported_names, closure, _label, script_code):
+        fn.cache_clear()

@@ -123,13 +123,12 @@ def check_ignored_keys(config: dict[str, Any]) -> None:
     """Settings the workflow would silently ignore are errors naming the key: an index setting
     beside `index.from` (the other dataset's index is used), and an experiment's `training` or
     variant settings for a run an earlier experiment defines (the first one wins)."""
-    defaults = _index_defaults()
     for name, d in config["datasets"].items():
         index = d.get("index") or {}
         if not index.get("from"):
             continue
         for key in sorted(set(index) - {"from"}):
-            if index[key] != defaults.get(key):
+            if index[key] != _index_defaults().get(key):
                 raise ConfigError(
                     f"datasets.{name}.index.{key}: ignored beside index.from (the index of "
                     f"'{index['from']}' is used): set it in datasets.{index['from']}.index")
@@ -149,11 +148,15 @@ def check_ignored_keys(config: dict[str, Any]) -> None:
                         "them equal or give the variant another name")
 
 
-def _experiments_of(config: dict[str, Any], run: Run) -> list[tuple[int, dict[str, Any]]]:
+def _experiments_of(config: dict[str, Any], run: Run,
+                    first: bool = False) -> list[tuple[int, dict[str, Any]]]:
     """(index, {"variant": overrides, "training": experiment training}) of every experiment
-    holding `run` (see _experiment_overrides), in config order."""
+    holding `run` (see _experiment_overrides), in config order; the first one alone with
+    `first`."""
     out = []
     for i, exp in enumerate(config["experiments"]):
+        if first and out:
+            break
         variants = exp["methods"].get(run.method, {})
         trains = {train_dataset(config, d) for d in exp["datasets"]}
         if ((run.dataset in exp["datasets"] or run.dataset in trains)
@@ -283,7 +286,7 @@ def _experiment_overrides(config: dict[str, Any], run: Run) -> tuple[dict, dict]
     """(variant overrides, experiment training overrides) of the first experiment holding run
     (a training run belongs to the experiments of the datasets that train on its dataset;
     check_ignored_keys makes sure the others agree)."""
-    holders = _experiments_of(config, run)
+    holders = _experiments_of(config, run, first=True)
     if not holders:
         raise ConfigError(f"no experiment defines run {run.id}")
     settings = holders[0][1]
