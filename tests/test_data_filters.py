@@ -177,3 +177,30 @@ def test_expected_counts_are_checked_after_filtering(tmp_path):
     assert not out.exists()
     with pytest.raises(DataError, match="expect_counts: unknown split 'dev'"):
         filter_dataset(raw, out, "translation", {"expect_counts": {"dev": 1}}, name="de-en")
+
+
+def test_training_splits_and_test_split_filter_apart(tmp_path):
+    """The workflow's two filter jobs (rules filter, filter_test): each writes its splits, its
+    passages file and its statistics, and checks only its own splits' expected counts."""
+    from repro.data.filters import TEST_SPLITS, TRAINING_SPLITS
+
+    passages = [{"id": "P1", "title": "t", "text": "x"}]
+    raw = _raw(tmp_path, {"train": [r(0), r(1)], "validation": [r(0)], "test": [r(0), r(1)]},
+               passages)
+    out = tmp_path / "out"
+    cfg = {"caps": {"train": 1, "test": 1}, "expect_counts": {"test": 1, "validation": 1}}
+    train = filter_dataset(raw, out, "translation", cfg, splits=TRAINING_SPLITS)
+    assert set(train) == {"train", "validation"} and train["train"]["kept"] == 1
+    assert sorted(p.name for p in out.iterdir()) == [
+        "filter_stats.json", "passages.jsonl", "train.jsonl", "validation.jsonl"]
+    test = filter_dataset(raw, out, "translation", cfg, splits=TEST_SPLITS,
+                          passages_name="test_passages.jsonl",
+                          stats_name="filter_stats_test.json")
+    assert set(test) == {"test"} and test["test"]["kept"] == 1
+    assert read_json(out / "filter_stats_test.json") == test
+    assert read_jsonl(out / "test_passages.jsonl") == passages
+    with pytest.raises(DataError, match="expected 3 records"):
+        filter_dataset(raw, tmp_path / "bad", "translation", {"expect_counts": {"test": 3}},
+                       splits=TEST_SPLITS)
+    filter_dataset(raw, tmp_path / "ok", "translation", {"expect_counts": {"test": 3}},
+                   splits=TRAINING_SPLITS)  # the test split's count is the other job's
