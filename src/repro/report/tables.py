@@ -469,8 +469,8 @@ def seed_stats(tidy: pd.DataFrame, specs: Sequence[MetricSpec], chosen: Chosen) 
 
 def not_applicable_in(stats: Stats, averages: Mapping[str, Sequence[str]]
                       ) -> Callable[[RowKey | None, str, str], bool]:
-    """applies(row, label, column) negated: a dataset where every seed skipped the metric by
-    design, or an average column all of whose datasets are such."""
+    """na(row, label, column): does the metric not apply there? True on a dataset where every
+    seed skipped it by design, and on an average column all of whose datasets are such."""
     def na(row: RowKey | None, label: str, col: str) -> bool:
         if row is None:
             return False
