@@ -306,7 +306,7 @@ def test_missing_split_and_empty_split_are_named(tmp_path):
     for split in ("train", "validation", "test"):
         write_jsonl(data / f"{split}.jsonl", rows)
     long_rows = [{**r, "src": "w " * 50} for r in rows]
-    write_jsonl(data / "long_test.jsonl", long_rows)
+    write_jsonl(data / "long_train.jsonl", long_rows)
     columns = {"source": "src", "target": "tgt"}
     cfg = load_yaml()
     cfg["datasets"] = {
@@ -318,9 +318,9 @@ def test_missing_split_and_empty_split_are_named(tmp_path):
         "all_filtered": {"task": "translation", "target_lang": "xa",
                          "filter": {"max_source_words": 10},
                          "source": {"kind": "local", "columns": columns,
-                                    "files": {"train": str(data / "train.jsonl"),
+                                    "files": {"train": str(data / "long_train.jsonl"),
                                               "validation": str(data / "validation.jsonl"),
-                                              "test": str(data / "long_test.jsonl")}}},
+                                              "test": str(data / "test.jsonl")}}},
     }
     cfg["experiments"] = [{"datasets": ["no_test", "all_filtered"], "models": ["tiny_t5"],
                            "methods": {"sft": {"default": {}}}}]
@@ -332,5 +332,6 @@ def test_missing_split_and_empty_split_are_named(tmp_path):
     fetch_log = (work / "logs" / "fetch" / "translation" / "no_test.log").read_text()
     assert f"{data / 'missing_test.jsonl'}" in fetch_log and "split 'test'" in fetch_log
     filter_log = (work / "logs" / "filter" / "translation" / "all_filtered.log").read_text()
-    assert "raw/test.jsonl: split 'test' is empty after filtering" in filter_log
-    assert not (work / "results" / "data" / "translation" / "all_filtered" / "test.jsonl").exists()
+    # (length filters apply to training data only: test splits stay as published)
+    assert "raw/train.jsonl: split 'train' is empty after filtering" in filter_log
+    assert not (work / "results" / "data" / "translation" / "all_filtered" / "train.jsonl").exists()
