@@ -6,10 +6,12 @@ min_version("9.0")
 
 
 # The embedded default, unless config files are given on the command line (a paper config or
-# the test config then replaces it instead of being merged into it).
+# the test config then replaces it instead of being merged into it). Found beside this file, so
+# that `snakemake -s <this>/Snakefile --directory <elsewhere>` runs it too; a workflow that uses
+# this one as a module passes its own config instead.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: workflow.source_path("config/config.yaml")
 
 
 validate(config, "config/schema.yaml", set_default=True)

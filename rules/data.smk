@@ -4,16 +4,16 @@
 rule fetch:
     output:
         expand(
-            "results/data/{task}/{dataset}/raw/{split}.jsonl",
+            results("data/{task}/{dataset}/raw/{split}.jsonl"),
             split=SPLITS,
             allow_missing=True,
         ),
-        "results/data/{task}/{dataset}/raw/passages.jsonl",
-        "results/data/{task}/{dataset}/raw/fetch_stats.json",
+        results("data/{task}/{dataset}/raw/passages.jsonl"),
+        results("data/{task}/{dataset}/raw/fetch_stats.json"),
     log:
-        "logs/fetch/{task}/{dataset}.log",
+        results("logs/fetch/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/fetch/{task}/{dataset}.tsv"
+        results("benchmarks/fetch/{task}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -32,16 +32,16 @@ rule filter:
         pool=pool_files,
     output:
         expand(
-            "results/data/{task}/{dataset}/{split}.jsonl",
+            results("data/{task}/{dataset}/{split}.jsonl"),
             split=SPLITS,
             allow_missing=True,
         ),
-        "results/data/{task}/{dataset}/passages.jsonl",
-        stats="results/data/{task}/{dataset}/filter_stats.json",
+        results("data/{task}/{dataset}/passages.jsonl"),
+        stats=results("data/{task}/{dataset}/filter_stats.json"),
     log:
-        "logs/filter/{task}/{dataset}.log",
+        results("logs/filter/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/filter/{task}/{dataset}.tsv"
+        results("benchmarks/filter/{task}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"

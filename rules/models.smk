@@ -6,11 +6,11 @@ rule base_model:
     input:
         train=train_split_of_dataset,
     output:
-        directory("results/models/{model}/{dataset}"),
+        directory(results("models/{model}/{dataset}")),
     log:
-        "logs/base_model/{model}/{dataset}.log",
+        results("logs/base_model/{model}/{dataset}.log"),
     benchmark:
-        "benchmarks/base_model/{model}/{dataset}.tsv"
+        results("benchmarks/base_model/{model}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"

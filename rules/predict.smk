@@ -10,9 +10,9 @@ rule embed_passages:
         vectors=run_file("index_shards/{shard}-of-{shards}.npy"),
         ids=run_file("index_shards/{shard}-of-{shards}.ids.json"),
     log:
-        f"logs/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.log",
+        results(f"logs/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.log"),
     benchmark:
-        f"benchmarks/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.tsv"
+        results(f"benchmarks/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.tsv")
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -35,9 +35,9 @@ rule build_index:
     output:
         directory(run_file("index")),
     log:
-        f"logs/build_index/{RUN_ID}.log",
+        results(f"logs/build_index/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/build_index/{RUN_ID}.tsv"
+        results(f"benchmarks/build_index/{RUN_ID}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -57,9 +57,9 @@ rule predict:
     output:
         run_file("predictions.jsonl"),
     log:
-        f"logs/predict/{RUN_ID}.log",
+        results(f"logs/predict/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/predict/{RUN_ID}.tsv"
+        results(f"benchmarks/predict/{RUN_ID}.tsv")
     conda:
         "../envs/main.yaml"
     threads: 1

@@ -8,18 +8,18 @@
 rule train:
     input:
         data=expand(
-            "results/data/{task}/{dataset}/{split}.jsonl",
+            results("data/{task}/{dataset}/{split}.jsonl"),
             split=("train", "validation"),
             allow_missing=True,
         ),
-        base="results/models/{model}/{dataset}",
+        base=results("models/{model}/{dataset}"),
     output:
         model=directory(run_file("model")),
         log=run_file("train_log.jsonl"),
     log:
-        f"logs/train/{RUN_ID}.log",
+        results(f"logs/train/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/train/{RUN_ID}.tsv"
+        results(f"benchmarks/train/{RUN_ID}.tsv")
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -40,14 +40,12 @@ rule train:
 
 use rule train as train_embseq with:
     output:
-        model=directory(
-            "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/embseq"
-        ),
-        log="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/train_log_embseq.jsonl",
+        model=directory(run_file("embseq")),
+        log=run_file("train_log_embseq.jsonl"),
     log:
-        "logs/train_embseq/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        results(f"logs/train_embseq/{RUN_ID}.log"),
     benchmark:
-        "benchmarks/train_embseq/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        results(f"benchmarks/train_embseq/{RUN_ID}.tsv")
     params:
         run=train_embseq_params,
-        checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints_embseq",
+        checkpoints=run_file("checkpoints_embseq"),

@@ -15,7 +15,7 @@ import yaml
 
 from repro.errors import ConfigError  # noqa: F401  (re-exported: rc.ConfigError)
 from repro.io import canonical_json
-from repro.runs import Run  # also what the rules call rc.Run
+from repro.runs import Run, run_dir, runs_root  # Run: also what the rules call rc.Run
 from repro.tasks import other_tasks_metrics
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -187,9 +187,10 @@ def cosup_models(config: dict[str, Any], run: Run) -> dict[str, Any]:
         return {"gen": ck["gen"], "embseq": ck["embseq"], "tokenizer": ck.get("tokenizer"),
                 "inputs": {}}
     train = training_run(config, run)
-    gen = f"{train.dir}/model"
+    train_dir = run_dir(train, runs_root(config))
+    gen = f"{train_dir}/model"
     if "embseq" in training_stages(config, train):
-        emb = f"{train.dir}/embseq"
+        emb = f"{train_dir}/embseq"
         return {"gen": gen, "embseq": emb, "tokenizer": None,
                 "inputs": {"model": gen, "embseq": emb}}
     return {"gen": gen, "embseq": f"{gen}/embseq", "tokenizer": None, "inputs": {"model": gen}}

@@ -96,6 +96,7 @@ def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:
     """One line per training run whose model asks for several GPUs: its GPUs, memory, time and
     the command its job runs (Snakemake prints these when it plans the workflow)."""
     from repro.config import model_resources, training_stages
+    from repro.runs import run_dir, runs_root
 
     lines = []
     for run in runs:
@@ -106,7 +107,7 @@ def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:
             rule, ckpt = (("train_embseq", "checkpoints_embseq") if stage == "embseq"
                           else ("train", "checkpoints"))
             cmd = launch_command(res["gpu"], "repro.train_cli",
-                                 [f"{run.dir}/{ckpt}/launch.json"], python="python")
+                                 [f"{run_dir(run, runs_root(config))}/{ckpt}/launch.json"], python="python")
             lines.append(f"{rule} {run.id}: {res['gpu']} GPUs, {res['mem_mb']} MB, "
                          f"{res['runtime']} min: {' '.join(cmd)}")
     return lines
