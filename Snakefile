@@ -1,6 +1,6 @@
 # Reproduction pipeline for Warmup Generations (arXiv 2502.12304) and semiparametric
 # token-sequence co-supervision (arXiv 2403.09024). See README.md and config/README.md.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -14,7 +14,8 @@ if not workflow.overwrite_configfiles:
     configfile: workflow.source_path("config/config.yaml")
 
 
-validate(config, "config/schema.yaml", set_default=True)
+# rules/common.smk validates the config (config/schema.yaml, then repro.config_checks) before
+# anything reads it: a wrong key stops here, naming it.
 
 
 report: "report/workflow.rst"

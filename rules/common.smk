@@ -17,7 +17,7 @@ from repro.report.ablations import ablation_axes
 from repro.tasks import task_name
 from repro.resources import gres, resource_function
 
-rc.check_references(config)
+rc.validate_config(config)  # schema defaults, references, strict keys, method options
 
 
 # --- the config's results root ---

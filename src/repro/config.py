@@ -52,11 +52,23 @@ def load_config(path: str | Path, validate: bool = True) -> dict[str, Any]:
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    """Schema validation with defaults filled in, then the cross-references between sections."""
+    """Schema validation with defaults filled in, then the cross-references between sections
+    and the checks of repro.config_checks (override keys, method options, model paths); a
+    fault is a ConfigError naming the key."""
+    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    validate(config, str(SCHEMA_PATH), set_default=True)
+    from repro.config_checks import check_config, schema_error
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError:  # its message holds the whole schema and config: name the key
+        message = schema_error(config)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
     check_references(config)
+    check_config(config)
 
 
 def check_references(config: dict[str, Any]) -> None:

@@ -127,13 +127,14 @@ def build_tiny(name: str, model_cfg: dict[str, Any], texts: list[str], out_dir: 
 
 def resolve_hf(name: str, model_cfg: dict[str, Any]) -> dict[str, Any]:
     """Check a hub id or local path resolves (offline: from the local cache) and describe it."""
+    from repro.config_checks import looks_local as _looks_local
+    from repro.config_checks import model_path_problem
+
     path = model_cfg["path"]
-    looks_local = path.startswith(("/", "./", "../", "~")) or Path(path).exists()
-    if looks_local and not Path(path).expanduser().is_dir():
-        raise ConfigError(
-            f"models.{name}.path: local model directory '{path}' does not exist; "
-            "set models.{name}.path to a checkpoint directory or a hub id".replace("{name}", name)
-        )
+    looks_local = _looks_local(path)
+    problem = model_path_problem(name, path)  # also checked when the DAG is built
+    if problem:
+        raise ConfigError(problem)
     from transformers import AutoConfig
 
     try:
