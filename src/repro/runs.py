@@ -2,7 +2,8 @@
 
 A run is (task, dataset, model, method, variant, seed); its id reads
 `{task}/{dataset}/{model}/{method}/{variant}/seed{seed}` and its directory is `<root>/<id>/`
-(root `<results_dir>/runs`, see `results_dir`: each config writes under its own results root). Rules build their paths with `dir_pattern` (Snakemake wildcards for the
+(root `<results_dir>/runs`, see `results_dir`: each config writes under its own results
+root). Rules build their paths with `dir_pattern` (Snakemake wildcards for the
 fields not fixed), the report reads run ids back with `Run.from_path`, which needs no root: a
 path holds a run id where its rightmost `seed<n>` part ends one (a file of the run directory,
 or a per-run file `<...>/<id>.<ext>`, e.g. results/plots/training/<id>.png).
