@@ -288,6 +288,7 @@ def report_params():
             "baselines": rep["baselines"],
             "bootstrap_samples": rep["bootstrap_samples"],
             "bootstrap_seed": rep["bootstrap_seed"],
+            "titles": rep["titles"],
             "groups": rep["groups"],
             "ablations": ABLATIONS,
         }
