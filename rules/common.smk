@@ -1,6 +1,7 @@
 # The only adapter from config to jobs: runs, targets and each job's slice of config (as
 # canonical JSON params, so that an edited value reruns exactly the jobs it touches).
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -103,6 +104,16 @@ def source_params(wildcards):
 
 def filter_params(wildcards):
     return rc.dataset_params(config, wildcards.dataset, "filter")
+
+
+def model_names(kind):
+    """A wildcard pattern of the config's models of `kind` (one that matches nothing if none)."""
+    names = [re.escape(n) for n, m in config["models"].items() if m["kind"] == kind]
+    return "|".join(names) if names else "(?!)"
+
+
+TINY_MODELS = model_names("tiny")
+HUB_MODELS = model_names("hf")
 
 
 def base_params(wildcards):

@@ -1,14 +1,15 @@
 # fetch (hf | local | synthetic) -> filter -> normalized jsonl + filter_stats.json
+# The raw training and validation splits and passages are temp(): copies of the source (a WMT
+# training set is GBs) that only the filter reads; a filter rerun fetches them again from the
+# source (local files, the datasets cache). The raw test split stays: a pool's search reads it.
 
 
 rule fetch:
     output:
-        expand(
-            results("data/{task}/{dataset}/raw/{split}.jsonl"),
-            split=SPLITS,
-            allow_missing=True,
-        ),
-        results("data/{task}/{dataset}/raw/passages.jsonl"),
+        temp(results("data/{task}/{dataset}/raw/train.jsonl")),
+        temp(results("data/{task}/{dataset}/raw/validation.jsonl")),
+        results("data/{task}/{dataset}/raw/test.jsonl"),
+        temp(results("data/{task}/{dataset}/raw/passages.jsonl")),
         results("data/{task}/{dataset}/raw/fetch_stats.json"),
     log:
         results("logs/fetch/{task}/{dataset}.log"),

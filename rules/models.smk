@@ -1,5 +1,6 @@
 # Base model per (model, dataset): a hub id / local path checked offline, or a tiny model with
-# a tokenizer trained on the dataset's training split. Later rules read base.json.
+# a tokenizer trained on the dataset's training split. Later rules read base.json. A model of
+# kind hf only resolves its config: a local rule (no cluster job); a tiny one is built in a job.
 
 
 rule base_model:
@@ -11,6 +12,8 @@ rule base_model:
         results("logs/base_model/{model}/{dataset}.log"),
     benchmark:
         results("benchmarks/base_model/{model}/{dataset}.tsv")
+    wildcard_constraints:
+        model=TINY_MODELS,
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -21,3 +24,9 @@ rule base_model:
         model=base_params,
     script:
         "../workflow_scripts/base_model.py"
+
+
+use rule base_model as base_model_hub with:
+    wildcard_constraints:
+        model=HUB_MODELS,
+    localrule: True

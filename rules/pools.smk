@@ -11,9 +11,9 @@ rule pool_corpus:
         results("logs/pool_corpus/{pool}.log"),
     benchmark:
         results("benchmarks/pool_corpus/{pool}.tsv")
-    retries: 0
     wildcard_constraints:
         pool="[^/]+",
+    retries: 0
     conda:
         "../envs/main.yaml"
     resources:
@@ -61,9 +61,9 @@ rule search_pools:
         results("logs/search_pools/{pool}/{dataset}.log"),
     benchmark:
         results("benchmarks/search_pools/{pool}/{dataset}.tsv")
-    retries: 0
     wildcard_constraints:
         pool="[^/]+",
+    retries: 0
     conda:
         "../envs/main.yaml"
     threads: 4

@@ -1,14 +1,16 @@
 # Decoding of the test split with the run's method; for co-supervision, first the passage
 # index of the test dataset: its passages embedded by the run's Embseq (trained, or existing
 # checkpoints) in shards (one job each, datasets.<d>.index.shards), merged into one faiss index.
+# The shards are temp(): the index holds the same vectors (a flat index of a 7B Embseq is
+# ~16 KB a passage, twice over with its shards); they are made again only when the index is.
 
 
 rule embed_passages:
     input:
         unpack(embed_inputs),
     output:
-        vectors=run_file("index_shards/{shard}-of-{shards}.npy"),
-        ids=run_file("index_shards/{shard}-of-{shards}.ids.json"),
+        vectors=temp(run_file("index_shards/{shard}-of-{shards}.npy")),
+        ids=temp(run_file("index_shards/{shard}-of-{shards}.ids.json")),
     log:
         results(f"logs/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.log"),
     benchmark:

@@ -1,5 +1,7 @@
 # One training job per run; the method (sft, warmup, cosup) is a wildcard and a param.
 # Checkpoints go to {run}/checkpoints, outside the outputs, so a killed job resumes on rerun.
+# A trained model is protected (read-only once written): a plan that would train it again
+# stops before any job, naming it; delete the model directory (or chmod -R u+w it) to retrain.
 # A job asking for k > 1 GPUs trains in k processes on its node (repro.launch: torchrun).
 # Co-supervision's `separate` trains Gen (rule train, NTP alone) and Embseq (rule
 # train_embseq, into {run}/embseq) in two jobs: they run in parallel and resume on their own.
@@ -14,7 +16,7 @@ rule train:
         ),
         base=results("models/{model}/{dataset}"),
     output:
-        model=directory(run_file("model")),
+        model=protected(directory(run_file("model"))),
         log=run_file("train_log.jsonl"),
     log:
         results(f"logs/train/{RUN_ID}.log"),
@@ -40,7 +42,7 @@ rule train:
 
 use rule train as train_embseq with:
     output:
-        model=directory(run_file("embseq")),
+        model=protected(directory(run_file("embseq"))),
         log=run_file("train_log_embseq.jsonl"),
     log:
         results(f"logs/train_embseq/{RUN_ID}.log"),
