@@ -5,8 +5,8 @@ import re
 import sys
 from pathlib import Path
 
-# This workflow's own src/ first (also when another workflow uses it as a module: then
-# workflow.basedir is that workflow's directory, so paths of this one come from the rule files).
+# This workflow's own src/ first, found from this rule file (also when another workflow uses
+# this one as a module: the main Snakefile's directory is then that workflow's).
 WORKFLOW_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
 sys.path.insert(0, str(WORKFLOW_DIR / "src"))
 
