@@ -271,3 +271,47 @@ def test_write_fetch(tmp_path):
     assert read_json(tmp_path / "raw" / "fetch_stats.json") == res.stats
     with pytest.raises(DataError, match="validation"):
         write_fetch(FetchResult(splits={"train": [], "test": []}), tmp_path / "x")
+
+
+# ---- a user's own TSV files (the issue's two cases) ----
+
+def user_tsv(tmp_path, test_header="en\tde"):
+    """train/validation/test TSV files with a header row; the test file's header as given."""
+    paths = {}
+    for split, header in (("train", "en\tde"), ("validation", "en\tde"), ("test", test_header)):
+        path = tmp_path / f"{split}.tsv"
+        path.write_text(f"{header}\nhello\thallo\nworld\twelt\n", encoding="utf-8")
+        paths[split] = str(path)
+    return {"kind": "local", "files": paths, "columns": {"source": "en", "target": "de"}}
+
+
+def test_user_test_file_missing_the_mapped_column_is_named(tmp_path):
+    src = user_tsv(tmp_path, test_header="en\tgerman")
+    with pytest.raises(DataError, match=re.escape(
+            f"local source {tmp_path / 'test.tsv'} (split 'test'): no column 'de' (mapped to "
+            "`target` by source.columns); columns found: en, german")):
+        fetch(src, "translation")
+
+
+def test_empty_user_train_file_says_so(tmp_path):
+    src = user_tsv(tmp_path)
+    Path(src["files"]["train"]).write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"local source: the file of split 'train', {tmp_path / 'train.tsv'}, is empty "
+            "(0 bytes) (a TSV file needs a header row naming its columns, then one row per "
+            "record)")):
+        fetch(src, "translation")
+    Path(src["files"]["train"]).write_text("en\tde\n", encoding="utf-8")
+    with pytest.raises(DataError, match="has a header line but no rows"):
+        fetch(src, "translation")
+
+
+def test_tsv_without_header_maps_column_indices(tmp_path):
+    src = user_tsv(tmp_path)
+    for path in src["files"].values():
+        Path(path).write_text("hello\thallo\n", encoding="utf-8")
+    res = fetch({**src, "header": False, "columns": {"source": "0", "target": "1"}},
+                "translation")
+    assert res.splits["test"][0] == {"id": "test-0", "source": "hello", "target": "hallo"}
+    with pytest.raises(DataError, match="no column 'en' .*columns found: 0, 1"):
+        fetch({**src, "header": False}, "translation")
