@@ -167,6 +167,23 @@ def load_model(path: str, arch: str, dtype=None):
     return _from_pretrained(cls, path, dtype)
 
 
+def initial_model(manifest: dict[str, Any], seed: int):
+    """The model a run's training starts from: an hf checkpoint as saved; a tiny model newly
+    initialised from the run's seed (its base model directory holds seed 0's weights, so seed
+    0 starts from exactly those), so that the seeds of a tiny run differ in their
+    initialisation too, not only in data order and sampling."""
+    if manifest.get("kind") != "tiny":
+        return load_model(manifest["path"], manifest["arch"])
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    cls = AutoModelForSeq2SeqLM if manifest["arch"] == ENCODER_DECODER else AutoModelForCausalLM
+    config = AutoConfig.from_pretrained(manifest["path"])
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(seed)
+        return cls.from_config(config)
+
+
 def load_base_model(path: str, dtype=None):
     """The transformer body of a decoder-only checkpoint, without its LM head (AutoModel)."""
     from transformers import AutoModel
