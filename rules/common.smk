@@ -206,12 +206,17 @@ def predict_inputs(wildcards):
     return inputs
 
 
-def index_shards(wildcards):
-    """The embedded shards of the dataset's passages (datasets.<d>.index.shards of them)."""
+def index_shards(wildcards, ext="npy"):
+    """The embedded shards of the dataset's passages (datasets.<d>.index.shards of them):
+    their vectors (.npy), or with ext "ids.json" their passage ids."""
     n = config["datasets"][wildcards.dataset]["index"]["shards"]
     return [
-        f"{run_dir(run_of(wildcards))}/index_shards/{k}-of-{n}.npy" for k in range(n)
+        f"{run_dir(run_of(wildcards))}/index_shards/{k}-of-{n}.{ext}" for k in range(n)
     ]
+
+
+def index_shard_ids(wildcards):
+    return index_shards(wildcards, "ids.json")
 
 
 def index_params(wildcards):

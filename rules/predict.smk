@@ -33,7 +33,8 @@ rule embed_passages:
 
 rule build_index:
     input:
-        index_shards,
+        vectors=index_shards,
+        ids=index_shard_ids,
     output:
         directory(run_file("index")),
     log:
