@@ -16,6 +16,7 @@ from repro.data.schema import SPLITS
 from repro.io import canonical_json
 from repro.report.ablations import ablation_axes
 from repro.tasks import task_name
+from repro import resources as rres
 from repro.resources import gres, resource_function
 
 rc.validate_config(config)  # schema defaults, references, strict keys, method options
@@ -153,6 +154,21 @@ def model_resource(stage, name):
     """Resource `name` of a job of the {model}'s `stage` (train, decode, embed): sizes from
     models.<m>.resources, capped growth on retries (repro.resources)."""
     return resource_function(config, stage, name)
+
+
+# Evaluate jobs that load the TRUE NLI model go to the rule evaluate_nli (one GPU, the memory
+# of metrics.true_nli.resources), the others stay small CPU jobs (repro.resources).
+TRUE_NLI_RUNS = rres.true_nli_constraints(config, RUNS)
+TRUE_NLI_JOB = rres.true_nli_job(config)
+
+
+def index_resource(name):
+    """mem_mb or runtime of a build_index job, from the size of the shards it reads."""
+
+    def resource(wildcards, input):
+        return rres.index_job(input.size_mb)[name]
+
+    return resource
 
 
 def train_split_of_dataset(wildcards):
@@ -486,6 +502,14 @@ def pool_embed_params(wildcards):
 
 def pool_search_params(wildcards):
     return rp.stage_params(config, wildcards.pool, "search")
+
+
+# Pools whose embedding or search jobs ask for a GPU: the rules *_gpu (the profile's GPU
+# partition) make them.
+GPU_POOLS = {
+    stage: rres.name_pattern(rp.gpu_pools(config, stage))
+    for stage in ("embed", "search")
+}
 
 
 def pool_search_gpu(wildcards):

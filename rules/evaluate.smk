@@ -54,6 +54,25 @@ rule evaluate:
         "../workflow_scripts/evaluate.py"
 
 
+# The evaluate jobs that load the TRUE NLI model (T5-11B: claim recall, span grounding): one GPU
+# and the memory and time of metrics.true_nli.resources; the profile sends them to the GPU
+# partition by this rule's name.
+use rule evaluate as evaluate_nli with:
+    wildcard_constraints:
+        task=TRUE_NLI_RUNS["task"],
+        dataset=TRUE_NLI_RUNS["dataset"],
+        method=TRUE_NLI_RUNS["method"],
+    resources:
+        gpu=TRUE_NLI_JOB["gpu"],
+        gres=gres(TRUE_NLI_JOB["gpu"]),
+        cpus_per_gpu=4,
+        mem_mb=TRUE_NLI_JOB["mem_mb"],
+        runtime=TRUE_NLI_JOB["runtime"],
+
+
+ruleorder: evaluate_nli > evaluate
+
+
 # Knowledge runs also in KILT's formats, so that KILT's official scripts can score them:
 #   python kilt/eval_downstream.py kilt_guess.jsonl kilt_gold.jsonl (and eval_retrieval.py)
 rule kilt_export:

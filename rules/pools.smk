@@ -76,3 +76,20 @@ rule search_pools:
         pool=pool_search_params,
     script:
         "../workflow_scripts/search_pools.py"
+
+
+# The same jobs where the pool's config asks for a GPU (pools.<p>.resources.gpu; embedding only
+# when it is not converting precomputed vectors): the profile sends these rules to the GPU
+# partition, the ones above to the CPU partition.
+use rule pool_embeddings as pool_embeddings_gpu with:
+    wildcard_constraints:
+        pool=GPU_POOLS["embed"],
+
+
+use rule search_pools as search_pools_gpu with:
+    wildcard_constraints:
+        pool=GPU_POOLS["search"],
+
+
+ruleorder: pool_embeddings_gpu > pool_embeddings
+ruleorder: search_pools_gpu > search_pools

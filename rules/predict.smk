@@ -46,8 +46,8 @@ rule build_index:
         "../envs/main.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=index_resource("mem_mb"),
+        runtime=index_resource("runtime"),
     params:
         index=index_params,
     script:
