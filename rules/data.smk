@@ -1,19 +1,20 @@
 # fetch (hf | local | synthetic) -> filter -> normalized jsonl + filter_stats.json
+# The raw training and validation splits and passages are temp(): copies of the source (a WMT
+# training set is GBs) that only the filter reads; a filter rerun fetches them again from the
+# source (local files, the datasets cache). The raw test split stays: a pool's search reads it.
 
 
 rule fetch:
     output:
-        expand(
-            "results/data/{task}/{dataset}/raw/{split}.jsonl",
-            split=SPLITS,
-            allow_missing=True,
-        ),
-        "results/data/{task}/{dataset}/raw/passages.jsonl",
-        "results/data/{task}/{dataset}/raw/fetch_stats.json",
+        temp(results("data/{task}/{dataset}/raw/train.jsonl")),
+        temp(results("data/{task}/{dataset}/raw/validation.jsonl")),
+        results("data/{task}/{dataset}/raw/test.jsonl"),
+        temp(results("data/{task}/{dataset}/raw/passages.jsonl")),
+        results("data/{task}/{dataset}/raw/fetch_stats.json"),
     log:
-        "logs/fetch/{task}/{dataset}.log",
+        results("logs/fetch/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/fetch/{task}/{dataset}.tsv"
+        results("benchmarks/fetch/{task}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -32,16 +33,16 @@ rule filter:
         pool=pool_files,
     output:
         expand(
-            "results/data/{task}/{dataset}/{split}.jsonl",
+            results("data/{task}/{dataset}/{split}.jsonl"),
             split=SPLITS,
             allow_missing=True,
         ),
-        "results/data/{task}/{dataset}/passages.jsonl",
-        stats="results/data/{task}/{dataset}/filter_stats.json",
+        results("data/{task}/{dataset}/passages.jsonl"),
+        stats=results("data/{task}/{dataset}/filter_stats.json"),
     log:
-        "logs/filter/{task}/{dataset}.log",
+        results("logs/filter/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/filter/{task}/{dataset}.tsv"
+        results("benchmarks/filter/{task}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"

@@ -5,13 +5,13 @@
 rule comet:
     input:
         predictions=run_file("predictions.jsonl"),
-        references="results/data/{task}/{dataset}/test.jsonl",
+        references=results("data/{task}/{dataset}/test.jsonl"),
     output:
         run_file("comet.json"),
     log:
-        f"logs/comet/{RUN_ID}.log",
+        results(f"logs/comet/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/comet/{RUN_ID}.tsv"
+        results(f"benchmarks/comet/{RUN_ID}.tsv")
     retries: 0
     conda:
         "../envs/comet.yaml"
@@ -32,15 +32,15 @@ rule comet:
 rule evaluate:
     input:
         predictions=run_file("predictions.jsonl"),
-        references="results/data/{task}/{dataset}/test.jsonl",
+        references=results("data/{task}/{dataset}/test.jsonl"),
         passages=passages_of,
         comet=comet_of,
     output:
         run_file("metrics.json"),
     log:
-        f"logs/evaluate/{RUN_ID}.log",
+        results(f"logs/evaluate/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/evaluate/{RUN_ID}.tsv"
+        results(f"benchmarks/evaluate/{RUN_ID}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -78,15 +78,15 @@ ruleorder: evaluate_nli > evaluate
 rule kilt_export:
     input:
         predictions=run_file("predictions.jsonl", task="knowledge"),
-        references="results/data/knowledge/{dataset}/test.jsonl",
+        references=results("data/knowledge/{dataset}/test.jsonl"),
         passages=passages_of,
     output:
         guess=run_file("kilt/kilt_guess.jsonl", task="knowledge"),
         gold=run_file("kilt/kilt_gold.jsonl", task="knowledge"),
     log:
-        f"logs/kilt_export/{KNOWLEDGE_RUN_ID}.log",
+        results(f"logs/kilt_export/{KNOWLEDGE_RUN_ID}.log"),
     benchmark:
-        f"benchmarks/kilt_export/{KNOWLEDGE_RUN_ID}.tsv"
+        results(f"benchmarks/kilt_export/{KNOWLEDGE_RUN_ID}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"

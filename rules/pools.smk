@@ -6,11 +6,11 @@
 
 rule pool_corpus:
     output:
-        "results/pools/{pool}/corpus.jsonl",
+        results("pools/{pool}/corpus.jsonl"),
     log:
-        "logs/pool_corpus/{pool}.log",
+        results("logs/pool_corpus/{pool}.log"),
     benchmark:
-        "benchmarks/pool_corpus/{pool}.tsv"
+        results("benchmarks/pool_corpus/{pool}.tsv")
     wildcard_constraints:
         pool="[^/]+",
     retries: 0
@@ -29,12 +29,12 @@ rule pool_embeddings:
     input:
         pool_corpus_input,
     output:
-        vectors="results/pools/{pool}/embeddings/{shard}-of-{shards}.npy",
-        ids="results/pools/{pool}/embeddings/{shard}-of-{shards}.ids.json",
+        vectors=results("pools/{pool}/embeddings/{shard}-of-{shards}.npy"),
+        ids=results("pools/{pool}/embeddings/{shard}-of-{shards}.ids.json"),
     log:
-        "logs/pool_embeddings/{pool}/{shard}-of-{shards}.log",
+        results("logs/pool_embeddings/{pool}/{shard}-of-{shards}.log"),
     benchmark:
-        "benchmarks/pool_embeddings/{pool}/{shard}-of-{shards}.tsv"
+        results("benchmarks/pool_embeddings/{pool}/{shard}-of-{shards}.tsv")
     wildcard_constraints:
         pool="[^/]+",
     conda:
@@ -55,12 +55,12 @@ rule search_pools:
     input:
         unpack(pool_search_inputs),
     output:
-        candidates="results/pools/{pool}/{dataset}/candidates.jsonl",
-        passages="results/pools/{pool}/{dataset}/passages.jsonl",
+        candidates=results("pools/{pool}/{dataset}/candidates.jsonl"),
+        passages=results("pools/{pool}/{dataset}/passages.jsonl"),
     log:
-        "logs/search_pools/{pool}/{dataset}.log",
+        results("logs/search_pools/{pool}/{dataset}.log"),
     benchmark:
-        "benchmarks/search_pools/{pool}/{dataset}.tsv"
+        results("benchmarks/search_pools/{pool}/{dataset}.tsv")
     wildcard_constraints:
         pool="[^/]+",
     retries: 0

@@ -250,12 +250,20 @@ def assert_same_results(work: Path, reference) -> None:
     assert read_json(run / "metrics.json")["metrics"] == reference[3]["metrics"]
 
 
+def remove_protected(path: Path) -> None:
+    """Delete a trained model, which the workflow write-protects (protected()): make it
+    writable first (as a user would, `chmod -R u+w`; root needs no permission)."""
+    for p in [path, *path.rglob("*")]:
+        p.chmod(p.stat().st_mode | 0o200)
+    shutil.rmtree(path)
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_training_resumes_to_the_same_metrics(reference, tmp_path, signum):
     work, cfg = copy_work(reference, tmp_path), reference[1]
     run = run_dir(work)  # as before the run's first training: data and base model ready
-    shutil.rmtree(run / "model")
+    remove_protected(run / "model")
     for name in ("train_log.jsonl", "predictions.jsonl", "metrics.json"):
         (run / name).unlink()
     proc = start_snakemake(work, target(work), config=cfg, log=tmp_path / "killed.log")

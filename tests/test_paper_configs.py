@@ -33,10 +33,10 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # cosup released = the same 10 test sets and pools x 2 checkpoint pairs (separate, ntp+nsp): no
 # base model, no training.
 EXPECTED = {
-    "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model": 11, "train": 79,
+    "paper_warmup.yaml": {"fetch": 10, "filter": 10, "base_model_hub": 11, "train": 79,
                           "predict": 79, "comet": 61, "evaluate": 79, "report": 1, "all": 1,
                           "total": 331},
-    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model": 1, "train": 11,
+    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "base_model_hub": 1, "train": 11,
                          "train_embseq": 1, "pool_embeddings": 16, "search_pools_gpu": 8,
                          "embed_passages": 11 * (8 * 8 + 2), "build_index": 11 * 10,
                          "predict": 110, "evaluate_nli": 110, "kilt_export": 110, "report": 1,

@@ -15,7 +15,7 @@ import yaml
 
 from repro.errors import ConfigError  # noqa: F401  (re-exported: rc.ConfigError)
 from repro.io import canonical_json
-from repro.runs import Run  # also what the rules call rc.Run
+from repro.runs import Run, run_dir, runs_root  # Run: also what the rules call rc.Run
 from repro.tasks import other_tasks_metrics
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -52,11 +52,23 @@ def load_config(path: str | Path, validate: bool = True) -> dict[str, Any]:
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    """Schema validation with defaults filled in, then the cross-references between sections."""
+    """Schema validation with defaults filled in, then the cross-references between sections
+    and the checks of repro.config_checks (override keys, method options, model paths); a
+    fault is a ConfigError naming the key."""
+    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    validate(config, str(SCHEMA_PATH), set_default=True)
+    from repro.config_checks import check_config, schema_error
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError:  # its message holds the whole schema and config: name the key
+        message = schema_error(config)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
     check_references(config)
+    check_config(config)
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -187,9 +199,10 @@ def cosup_models(config: dict[str, Any], run: Run) -> dict[str, Any]:
         return {"gen": ck["gen"], "embseq": ck["embseq"], "tokenizer": ck.get("tokenizer"),
                 "inputs": {}}
     train = training_run(config, run)
-    gen = f"{train.dir}/model"
+    train_dir = run_dir(train, runs_root(config))
+    gen = f"{train_dir}/model"
     if "embseq" in training_stages(config, train):
-        emb = f"{train.dir}/embseq"
+        emb = f"{train_dir}/embseq"
         return {"gen": gen, "embseq": emb, "tokenizer": None,
                 "inputs": {"model": gen, "embseq": emb}}
     return {"gen": gen, "embseq": f"{gen}/embseq", "tokenizer": None, "inputs": {"model": gen}}

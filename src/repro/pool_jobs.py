@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from repro.io import canonical_json
+from repro.runs import results_dir
 
 # --- config --------------------------------------------------------------------------------
 
@@ -20,7 +21,7 @@ def corpus_file(config: dict[str, Any], pool: str) -> tuple[str, str]:
     """(path, readable format) of the pool's corpus: the chunked jsonl for KILT's source."""
     corpus = config["pools"][pool]["corpus"]
     if corpus["format"] == "kilt_knowledgesource":
-        return f"results/pools/{pool}/corpus.jsonl", "jsonl"
+        return f"{results_dir(config)}/pools/{pool}/corpus.jsonl", "jsonl"
     return corpus["path"], corpus["format"]
 
 
@@ -66,4 +67,4 @@ def gpu_pools(config: dict[str, Any], stage: str) -> list[str]:
 
 def shard_prefixes(config: dict[str, Any], pool: str) -> list[str]:
     n = config["pools"][pool]["shards"]
-    return [f"results/pools/{pool}/embeddings/{k}-of-{n}" for k in range(n)]
+    return [f"{results_dir(config)}/pools/{pool}/embeddings/{k}-of-{n}" for k in range(n)]

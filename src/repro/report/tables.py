@@ -81,23 +81,23 @@ def _m(*keys: str, label: str | None = None, in_paper: bool = True, note: str = 
 TABLE_SPECS: dict[str, TableSpec] = {
     "translation": TableSpec(
         "translation",
-        "Translation: SFT vs warmup per direction (Warmup Generations, mT5-base table)",
+        "Translation: methods per direction",
         (_m("bleu"), _m("comet"), _m("chrf")),
         panels=True,
     ),
     "summarization": TableSpec(
         "summarization",
-        "Summarization (Warmup Generations, XSum table)",
+        "Summarization",
         (_m("rouge1"), _m("rouge2"), _m("rougeL"), _m("bertscore")),
     ),
     "multiple_choice": TableSpec(
         "multiple_choice",
-        "Logical reasoning, multiple choice (Warmup Generations, LogiQA 2.0 table)",
+        "Multiple choice",
         (_m("macro_f1"), _m("accuracy")),
     ),
     "knowledge": TableSpec(
         "knowledge",
-        "Information seeking (token-sequence co-supervision main table)",
+        "Information seeking",
         (
             _m("correctness", "answer_em", "str_em", "claims_nli", "answer_in_output",
                "accuracy", "exact_match", label="Correctness"),
@@ -120,13 +120,18 @@ TABLE_SPECS: dict[str, TableSpec] = {
 }
 
 
-def table_spec(task: str, baselines: Mapping[str, str] | None = None) -> TableSpec:
+def table_spec(task: str, baselines: Mapping[str, str] | None = None,
+               titles: Mapping[str, str] | None = None) -> TableSpec:
     """The spec of a task's table; unknown tasks get one column per metric, in record order.
     `baselines` (task -> "method" or "method/variant", the config's report.baselines) is
-    tried before the spec's own baselines."""
+    tried before the spec's own baselines; `titles` (task -> caption, the config's
+    report.titles) replaces the neutral title (a paper config names its paper table there)."""
     spec = TABLE_SPECS.get(task, TableSpec(task, f"{task_name(task)} results", ()))
     chosen = (baselines or {}).get(task)
-    return replace(spec, baselines=(chosen, *spec.baselines)) if chosen else spec
+    if chosen:
+        spec = replace(spec, baselines=(chosen, *spec.baselines))
+    title = (titles or {}).get(task)
+    return replace(spec, title=title) if title else spec
 
 
 # --- tidy per-run rows ----------------------------------------------------------------------
@@ -628,6 +633,7 @@ def task_table(
     pvalues: Mapping[tuple[RowKey, str, str], float] | None = None,
     published: Sequence[Published] = (),
     significance: str = "",
+    titles: Mapping[str, str] | None = None,
 ) -> TaskTable:
     """Build the table of one task.
 
@@ -638,7 +644,7 @@ def task_table(
     means when every dataset of it has one, else "-". `published` entries become `published`
     rows (or lines under the table).
     """
-    spec = spec or table_spec(task, baselines)
+    spec = spec or table_spec(task, baselines, titles)
     tidy = tidy_frame(results)
     tidy = tidy[tidy["task"] == task]
     datasets = _unique(tidy["dataset"])
