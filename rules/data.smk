@@ -1,15 +1,15 @@
 # fetch (hf | local | synthetic) -> filter -> normalized jsonl + filter_stats.json
-# The raw training and validation splits and passages are temp(): copies of the source (a WMT
-# training set is GBs) that only the filter reads; a filter rerun fetches them again from the
-# source (local files, the datasets cache). The raw test split stays: a pool's search reads it.
+# The raw splits are kept, not temp(): were they deleted, an edit of a dataset's filter would
+# refetch them, and the refetched raw test split would rerun the dataset's pool search (hours
+# over a 21M-passage corpus) although nothing it reads changed.
 
 
 rule fetch:
     output:
-        temp(results("data/{task}/{dataset}/raw/train.jsonl")),
-        temp(results("data/{task}/{dataset}/raw/validation.jsonl")),
+        results("data/{task}/{dataset}/raw/train.jsonl"),
+        results("data/{task}/{dataset}/raw/validation.jsonl"),
         results("data/{task}/{dataset}/raw/test.jsonl"),
-        temp(results("data/{task}/{dataset}/raw/passages.jsonl")),
+        results("data/{task}/{dataset}/raw/passages.jsonl"),
         results("data/{task}/{dataset}/raw/fetch_stats.json"),
     log:
         results("logs/fetch/{task}/{dataset}.log"),

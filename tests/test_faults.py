@@ -230,7 +230,7 @@ def copy_work(reference, tmp_path) -> Path:
 
 
 def train_log(work: Path) -> str:
-    return next((work / "logs" / "train").rglob("seed0.log")).read_text()
+    return next((work / "results" / "logs" / "train").rglob("seed0.log")).read_text()
 
 
 def checkpoint_after(work: Path, step: int):
@@ -301,7 +301,7 @@ def test_short_prediction_file_is_named(reference, tmp_path):
     preds.write_text("".join(lines[:-1]))
     out = snakemake(work, target(work), config=reference[1], check=False)
     assert out.returncode != 0
-    log = next((work / "logs" / "evaluate").rglob("seed0.log")).read_text()
+    log = next((work / "results" / "logs" / "evaluate").rglob("seed0.log")).read_text()
     assert f"{preds.relative_to(work)}: {len(lines) - 1} predictions but {len(lines)} " \
            f"references" in log
     assert not (run_dir(work) / "metrics.json").exists()
@@ -337,9 +337,10 @@ def test_missing_split_and_empty_split_are_named(tmp_path):
     work = tmp_path / "work"
     out = snakemake(work, "--keep-going", config=config, check=False)
     assert out.returncode != 0
-    fetch_log = (work / "logs" / "fetch" / "translation" / "no_test.log").read_text()
+    logs = work / "results" / "logs"
+    fetch_log = (logs / "fetch" / "translation" / "no_test.log").read_text()
     assert f"{data / 'missing_test.jsonl'}" in fetch_log and "split 'test'" in fetch_log
-    filter_log = (work / "logs" / "filter" / "translation" / "all_filtered.log").read_text()
+    filter_log = (logs / "filter" / "translation" / "all_filtered.log").read_text()
     # (length filters apply to training data only: test splits stay as published)
     assert "raw/train.jsonl: split 'train' is empty after filtering" in filter_log
     assert not (work / "results" / "data" / "translation" / "all_filtered" / "train.jsonl").exists()

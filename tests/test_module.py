@@ -60,12 +60,11 @@ def test_used_as_a_module_from_another_directory(tmp_path):
     assert {"repro_fetch", "repro_filter", "repro_base_model", "repro_train", "repro_predict",
             "repro_evaluate", "repro_report"} <= rules
     # a few jobs for real: the dataset's data, in the user's directory (its config is named
-    # config.yaml: results/), the raw training split a temp() file gone once filtered
+    # config.yaml: results/)
     stats = "results/data/multiple_choice/t_mc/filter_stats.json"
     run(work, stats)
     assert (work / stats).is_file()
     assert (work / "results/data/multiple_choice/t_mc/raw/test.jsonl").is_file()
-    assert not (work / "results/data/multiple_choice/t_mc/raw/train.jsonl").exists()
     assert not (ROOT / "results" / "data" / "multiple_choice" / "t_mc").exists()
 
 

@@ -68,7 +68,7 @@ def validate_config(config: dict[str, Any]) -> None:
             raise
         raise ConfigError(message) from None
     check_references(config)
-    check_config(config)
+    check_config(config, [(r, method_options(config, r)) for r in expand_runs(config)])
 
 
 def check_references(config: dict[str, Any]) -> None:

@@ -40,10 +40,12 @@ def schema_error(config: dict[str, Any]) -> str | None:
     return f"config: {where}: {error.message}"
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Every check of this module; the first fault raises ConfigError naming its key."""
+def check_config(config: dict[str, Any], run_options: list[tuple[Any, dict[str, Any]]]
+                 ) -> None:
+    """Every check of this module; the first fault raises ConfigError naming its key.
+    `run_options`: each run (repro.runs.Run) with its resolved method options."""
     check_overrides(config)
-    check_method_options(config)
+    check_method_options(config, run_options)
     check_synthetic_options(config)
     check_model_paths(config)
 
@@ -101,10 +103,11 @@ def check_overrides(config: dict[str, Any]) -> None:
 
 # --- method options ------------------------------------------------------------------------
 
-def check_method_options(config: dict[str, Any]) -> None:
-    """Every run's resolved method options (methods.<m> under its variant's) are options of its
-    method (repro.methods.check_options), and every `methods` entry names a method."""
-    from repro.config import expand_runs, method_options
+def check_method_options(config: dict[str, Any],
+                         run_options: list[tuple[Any, dict[str, Any]]]) -> None:
+    """Every run's resolved method options (methods.<m> under its variant's, given with the
+    run in `run_options`) are options of its method (repro.methods.check_options), and every
+    `methods` entry names a method."""
     from repro.methods import METHOD_CLASSES, check_options
 
     for name in config.get("methods") or {}:
@@ -112,8 +115,7 @@ def check_method_options(config: dict[str, Any]) -> None:
             raise ConfigError(f"config: methods.{name}: unknown method (known: "
                               f"{', '.join(sorted(METHOD_CLASSES))})")
     checked: set[tuple[str, str, str]] = set()
-    for run in expand_runs(config):
-        options = method_options(config, run)
+    for run, options in run_options:
         key = (run.method, run.variant, repr(sorted(options.items())))
         if key in checked:
             continue
