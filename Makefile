@@ -39,9 +39,6 @@ comet-env: .venv-comet/.installed
 # At most one GPU job at a time on a workstation with one GPU (the embedded default needs none).
 demo: venv
 	$(SNAKEMAKE) --cores 2 --resources gpu=1
-	@echo
-	@echo "Tables: $$(ls results/tables/*.md | tr '\n' ' ')"
-	@echo "Plots:  $$(ls results/plots/*.png | tr '\n' ' ')"
 
 test: venv comet-env
 	$(PY) -m pytest -q

@@ -22,7 +22,7 @@ from repro.report.significance import ALPHA, MARK
 
 REGION = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->(?P<body>.*?)<!-- /bench:(?P=name) -->",
                     re.S)
-KNOWLEDGE_COLUMNS = ("Correctness", "Retrieval", "R-precision")
+KNOWLEDGE_COLUMNS = ("Correctness", "Retrieval", "R-precision (not in paper)")
 
 
 def fill_regions(text: str, contents: Mapping[str, str], where: str = "text") -> str:
@@ -67,7 +67,7 @@ def _cell(row: Mapping[str, Any]) -> str:
     p = num("p_value")
     mark = MARK if p is not None and p < ALPHA and num("mean") is not None else ""
     return format_cell(Cell(num("mean"), num("std"), int(row["n_seeds"]), num("gain"),
-                            marks=mark))
+                            marks=mark, not_applicable=bool(row.get("not_applicable", False))))
 
 
 def knowledge_excerpt(cells: pd.DataFrame, datasets: list[str],

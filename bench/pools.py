@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT / "tests"))
 from common import write_section  # noqa: E402
+from excerpts import commit_of  # noqa: E402
 from tiny_models import build_bert  # noqa: E402
 
 from repro.contriever import RetrieverSettings, encode, load_retriever, passage_text  # noqa: E402
@@ -219,8 +220,9 @@ def main() -> None:
     body = f"""## Candidate pools (`bench/pools.py`)
 
 Command: `python bench/pools.py --passages {args.passages} --queries {args.queries} \
---search-n {args.search_n} --gaussian-n {args.gaussian_n}` ({total:.0f} s). Machine: \
-{os.cpu_count()} cores (shared), {platform.machine()}, torch {torch.__version__}, \
+--search-n {args.search_n} --gaussian-n {args.gaussian_n}` ({total:.0f} s), at commit \
+`{commit_of(ROOT)}`. Machine: {os.cpu_count()} cores (shared), {platform.machine()}, \
+torch {torch.__version__}, \
 faiss {faiss.__version__}, one thread for torch and faiss.
 
 Times are process CPU seconds (one thread, so other jobs on the shared cores do not inflate \

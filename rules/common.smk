@@ -1,10 +1,14 @@
 # The only adapter from config to jobs: runs, targets and each job's slice of config (as
 # canonical JSON params, so that an edited value reruns exactly the jobs it touches).
 import os
+import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# This workflow's own src/ first, found from this rule file (also when another workflow uses
+# this one as a module: the main Snakefile's directory is then that workflow's).
+WORKFLOW_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parent
+sys.path.insert(0, str(WORKFLOW_DIR / "src"))
 
 from repro import config as rc
 from repro import runs
@@ -12,9 +16,27 @@ from repro.data.schema import SPLITS
 from repro.io import canonical_json
 from repro.report.ablations import ablation_axes
 from repro.tasks import other_tasks_metrics, task_name
+from repro import resources as rres
 from repro.resources import gres, resource_function
 
-rc.check_references(config)
+rc.validate_config(config)  # schema defaults, references, strict keys, method options
+
+
+# --- the config's results root ---
+# Everything this config makes (data, models, runs, tables, plots, logs, benchmarks) is under
+# results_dir: set in the config, else derived from the config files' names (repro.runs), so
+# that running another config never overwrites these tables or hands --report stale ones.
+config["results_dir"] = config.get("results_dir") or runs.default_results_dir(
+    workflow.configfiles
+)
+RESULTS = runs.results_dir(config)
+
+
+def results(path):
+    """A path under the config's results root."""
+    return f"{RESULTS}/{path}"
+
+
 if config["offline"]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -26,7 +48,7 @@ TASKS = sorted({r.task for r in RUNS})
 
 # Where run directories live: the one place to change it (repro.runs maps a run to its directory
 # and back). RUN_ID: a run id with a wildcard per field, for the paths of logs and benchmarks.
-RUNS_ROOT = runs.RUNS_ROOT
+RUNS_ROOT = runs.runs_root(config)
 RUN_ID = runs.id_pattern()
 KNOWLEDGE_RUN_ID = runs.id_pattern(task="knowledge")
 
@@ -90,6 +112,16 @@ def filter_test_params(wildcards):
     return rc.dataset_params(config, wildcards.dataset, "filter_test")
 
 
+def model_names(kind):
+    """A wildcard pattern of the config's models of `kind` (one that matches nothing if none)."""
+    names = [re.escape(n) for n, m in config["models"].items() if m["kind"] == kind]
+    return "|".join(names) if names else "(?!)"
+
+
+TINY_MODELS = model_names("tiny")
+HUB_MODELS = model_names("hf")
+
+
 def base_params(wildcards):
     return rc.model_params(config, wildcards.model)
 
@@ -129,9 +161,24 @@ def model_resource(stage, name):
     return resource_function(config, stage, name)
 
 
+# Evaluate jobs that load the TRUE NLI model go to the rule evaluate_nli (one GPU, the memory
+# of metrics.true_nli.resources), the others stay small CPU jobs (repro.resources).
+TRUE_NLI_RUNS = rres.true_nli_constraints(config, RUNS)
+TRUE_NLI_JOB = rres.true_nli_job(config)
+
+
+def index_resource(name):
+    """mem_mb or runtime of a build_index job, from the size of the shards it reads."""
+
+    def resource(wildcards, input):
+        return rres.index_job(input.size_mb)[name]
+
+    return resource
+
+
 def train_split_of_dataset(wildcards):
     task = config["datasets"][wildcards.dataset]["task"]
-    return f"results/data/{task}/{wildcards.dataset}/train.jsonl"
+    return results(f"data/{task}/{wildcards.dataset}/train.jsonl")
 
 
 def trained_model(wildcards):
@@ -143,7 +190,7 @@ def embed_inputs(wildcards):
     """The passages, and the training output holding the run's Embseq (none when the run
     decodes with existing checkpoints: then those, when local)."""
     run = run_of(wildcards)
-    inputs = {"passages": f"results/data/{run.task}/{run.dataset}/test_passages.jsonl"}
+    inputs = {"passages": results(f"data/{run.task}/{run.dataset}/test_passages.jsonl")}
     trained = rc.cosup_models(config, run)["inputs"]
     if "embseq" in trained:  # `separate`: its own training job
         inputs["embseq"] = trained["embseq"]
@@ -161,7 +208,9 @@ def passages_of(wildcards):
     """The passages the dataset's test split retrieves from (its own and its pool's, or those
     of its index.from)."""
     source = rc.index_dataset(config, wildcards.dataset)
-    return f"results/data/{config['datasets'][source]['task']}/{source}/test_passages.jsonl"
+    return results(
+        f"data/{config['datasets'][source]['task']}/{source}/test_passages.jsonl"
+    )
 
 
 def predict_inputs(wildcards):
@@ -170,10 +219,10 @@ def predict_inputs(wildcards):
     and its passages (see datasets.<d>.index.from) and the Embseq of `separate`."""
     run = run_of(wildcards)
     train = rc.training_run(config, run)
-    inputs = {"test": f"results/data/{run.task}/{run.dataset}/test.jsonl"}
+    inputs = {"test": results(f"data/{run.task}/{run.dataset}/test.jsonl")}
     if not rc.decode_only(config, run):
         inputs["model"] = trained_model(wildcards)
-        inputs["base"] = f"results/models/{train.model}/{train.dataset}"
+        inputs["base"] = results(f"models/{train.model}/{train.dataset}")
     if run.method == "cosup":
         source = rc.index_dataset(config, run.dataset)
         inputs["index"] = f"{run_dir(run.on(source))}/index"
@@ -183,12 +232,17 @@ def predict_inputs(wildcards):
     return inputs
 
 
-def index_shards(wildcards):
-    """The embedded shards of the dataset's passages (datasets.<d>.index.shards of them)."""
+def index_shards(wildcards, ext="npy"):
+    """The embedded shards of the dataset's passages (datasets.<d>.index.shards of them):
+    their vectors (.npy), or with ext "ids.json" their passage ids."""
     n = config["datasets"][wildcards.dataset]["index"]["shards"]
     return [
-        f"{run_dir(run_of(wildcards))}/index_shards/{k}-of-{n}.npy" for k in range(n)
+        f"{run_dir(run_of(wildcards))}/index_shards/{k}-of-{n}.{ext}" for k in range(n)
     ]
+
+
+def index_shard_ids(wildcards):
+    return index_shards(wildcards, "ids.json")
 
 
 def index_params(wildcards):
@@ -208,9 +262,9 @@ def all_train_logs():
 
 
 def report_outputs():
-    return expand("results/tables/{task}.{ext}", task=TASKS, ext=("md", "csv")) + [
-        "results/plots/main_metric.png",
-        "results/plots/training_curves.png",
+    return expand(results("tables/{task}.{ext}"), task=TASKS, ext=("md", "csv")) + [
+        results("plots/main_metric.png"),
+        results("plots/training_curves.png"),
     ]
 
 
@@ -242,13 +296,13 @@ def all_predictions():
 
 
 def all_references():
-    return sorted({f"results/data/{r.task}/{r.dataset}/test.jsonl" for r in RUNS})
+    return sorted({results(f"data/{r.task}/{r.dataset}/test.jsonl") for r in RUNS})
 
 
 def all_filter_stats():
     """The statistics of both filter jobs of every dataset (training splits, test split)."""
     return [
-        f"results/data/{d['task']}/{name}/{stats}.json"
+        results(f"data/{d['task']}/{name}/{stats}.json")
         for name, d in config["datasets"].items()
         for stats in ("filter_stats", "filter_stats_test")
     ]
@@ -260,7 +314,7 @@ def published_file():
     if not path:
         return []
     p = Path(path)
-    return [str(p if p.is_absolute() or p.exists() else Path(workflow.basedir) / p)]
+    return [str(p if p.is_absolute() or p.exists() else WORKFLOW_DIR / p)]
 
 
 def report_params():
@@ -274,6 +328,7 @@ def report_params():
             "baselines": rep["baselines"],
             "bootstrap_samples": rep["bootstrap_samples"],
             "bootstrap_seed": rep["bootstrap_seed"],
+            "titles": rep["titles"],
             "groups": rep["groups"],
             "ablations": ABLATIONS,
         }
@@ -309,7 +364,7 @@ def report_tables():
         ):
             out.append(
                 in_report(
-                    f"results/tables/{task}.{ext}",
+                    results(f"tables/{task}.{ext}"),
                     caption=_caption("table"),
                     category="Tables",
                     subcategory=task_name(task),
@@ -320,13 +375,13 @@ def report_tables():
 
 
 def report_cells():
-    return [f"results/tables/{task}_cells.csv" for task in TASKS]
+    return [results(f"tables/{task}_cells.csv") for task in TASKS]
 
 
 def run_curve_plots():
     return [
         in_report(
-            f"results/plots/training/{r.id}.png",
+            results(f"plots/training/{r.id}.png"),
             caption=_caption("run_curve"),
             category="Plots",
             subcategory="Training curves",
@@ -339,7 +394,7 @@ def run_curve_plots():
 def ablation_plots():
     return [
         in_report(
-            f"results/plots/ablation_{a['name']}.png",
+            results(f"plots/ablation_{a['name']}.png"),
             caption=_caption("ablation"),
             category="Plots",
             subcategory="Ablations",
@@ -354,7 +409,7 @@ def warmup_plots():
         return []
     return [
         in_report(
-            "results/plots/warmup_overlap.png",
+            results("plots/warmup_overlap.png"),
             caption=_caption("warmup_overlap"),
             category="Plots",
             subcategory="Warmup analysis",
@@ -368,20 +423,20 @@ def warmup_tables():
         return []
     return [
         in_report(
-            "results/tables/warmup_analysis.md",
+            results("tables/warmup_analysis.md"),
             caption=_caption("warmup_analysis"),
             category="Tables",
             subcategory="Warmup analysis",
             labels={"table": "warmup analysis", "format": "Markdown"},
         ),
-        "results/tables/warmup_analysis.csv",
+        results("tables/warmup_analysis.csv"),
     ]
 
 
 def run_config_files():
     return [
         in_report(
-            f"results/report/configs/{r.id}.json",
+            results(f"report/configs/{r.id}.json"),
             caption=_caption("run_config"),
             category="Runs",
             subcategory=task_name(r.task),
@@ -392,11 +447,25 @@ def run_config_files():
 
 
 def plot_pdfs():
-    pngs = ["results/plots/main_metric.png", "results/plots/training_curves.png"]
-    pngs += [f"results/plots/training/{r.id}.png" for r in TRAIN_RUNS]
-    pngs += [f"results/plots/ablation_{a['name']}.png" for a in ABLATIONS]
-    pngs += ["results/plots/warmup_overlap.png"] if WARMUP_RUNS else []
+    pngs = [results("plots/main_metric.png"), results("plots/training_curves.png")]
+    pngs += [results(f"plots/training/{r.id}.png") for r in TRAIN_RUNS]
+    pngs += [results(f"plots/ablation_{a['name']}.png") for a in ABLATIONS]
+    pngs += [results("plots/warmup_overlap.png")] if WARMUP_RUNS else []
     return [p[: -len(".png")] + ".pdf" for p in pngs]
+
+
+# --- where the results are: printed when a run ends ---
+from repro.report.summary import where_lines
+
+
+def summary_files():
+    files = report_outputs() + warmup_tables() + ablation_plots() + warmup_plots()
+    return [str(f) for f in files]
+
+
+onsuccess:
+    for _line in where_lines(RESULTS, summary_files()):
+        print(_line)
 
 
 # --- candidate pools (rules/pools.smk, repro.pools) ---
@@ -411,7 +480,7 @@ def pool_files(wildcards):
     if pool is None:
         return []
     return [
-        f"results/pools/{pool}/{wildcards.dataset}/{name}.jsonl"
+        results(f"pools/{pool}/{wildcards.dataset}/{name}.jsonl")
         for name in ("candidates", "passages")
     ]
 
@@ -419,13 +488,13 @@ def pool_files(wildcards):
 def pool_corpus_input(wildcards):
     """The chunked corpus a KILT knowledge-source pool reads; [] for a corpus file as given."""
     path, _ = rp.corpus_file(config, wildcards.pool)
-    return [path] if path == f"results/pools/{wildcards.pool}/corpus.jsonl" else []
+    return [path] if path == results(f"pools/{wildcards.pool}/corpus.jsonl") else []
 
 
 def pool_search_inputs(wildcards):
     task = config["datasets"][wildcards.dataset]["task"]
     return {
-        "test": f"results/data/{task}/{wildcards.dataset}/raw/test.jsonl",
+        "test": results(f"data/{task}/{wildcards.dataset}/raw/test.jsonl"),
         "shards": [f"{p}.npy" for p in rp.shard_prefixes(config, wildcards.pool)],
         "corpus": pool_corpus_input(wildcards),
         "config_files": pool_search_files(wildcards),
@@ -442,6 +511,14 @@ def pool_embed_params(wildcards):
 
 def pool_search_params(wildcards):
     return rp.stage_params(config, wildcards.pool, "search")
+
+
+# Pools whose embedding or search jobs ask for a GPU: the rules *_gpu (the profile's GPU
+# partition) make them.
+GPU_POOLS = {
+    stage: rres.name_pattern(rp.gpu_pools(config, stage))
+    for stage in ("embed", "search")
+}
 
 
 def pool_search_gpu(wildcards):

@@ -1,22 +1,23 @@
 # fetch (hf | local | synthetic) -> filter (training splits) and filter_test (test split) ->
 # normalized jsonl + filter statistics.
+# The raw splits are kept, not temp(): were they deleted, an edit of a dataset's filter would
+# refetch them, and the refetched raw test split would rerun the dataset's pool search (hours
+# over a 21M-passage corpus) although nothing it reads changed.
 
 
 rule fetch:
     input:
         config_files=source_files,
     output:
-        expand(
-            "results/data/{task}/{dataset}/raw/{split}.jsonl",
-            split=SPLITS,
-            allow_missing=True,
-        ),
-        "results/data/{task}/{dataset}/raw/passages.jsonl",
-        "results/data/{task}/{dataset}/raw/fetch_stats.json",
+        results("data/{task}/{dataset}/raw/train.jsonl"),
+        results("data/{task}/{dataset}/raw/validation.jsonl"),
+        results("data/{task}/{dataset}/raw/test.jsonl"),
+        results("data/{task}/{dataset}/raw/passages.jsonl"),
+        results("data/{task}/{dataset}/raw/fetch_stats.json"),
     log:
-        "logs/fetch/{task}/{dataset}.log",
+        results("logs/fetch/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/fetch/{task}/{dataset}.tsv"
+        results("benchmarks/fetch/{task}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -35,15 +36,15 @@ rule filter:
         rules.fetch.output,
     output:
         expand(
-            "results/data/{task}/{dataset}/{split}.jsonl",
+            results("data/{task}/{dataset}/{split}.jsonl"),
             split=("train", "validation", "passages"),
             allow_missing=True,
         ),
-        stats="results/data/{task}/{dataset}/filter_stats.json",
+        stats=results("data/{task}/{dataset}/filter_stats.json"),
     log:
-        "logs/filter/{task}/{dataset}.log",
+        results("logs/filter/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/filter/{task}/{dataset}.tsv"
+        results("benchmarks/filter/{task}/{dataset}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -65,13 +66,13 @@ use rule filter as filter_test with:
         rules.fetch.output,
         pool=pool_files,
     output:
-        "results/data/{task}/{dataset}/test.jsonl",
-        "results/data/{task}/{dataset}/test_passages.jsonl",
-        stats="results/data/{task}/{dataset}/filter_stats_test.json",
+        results("data/{task}/{dataset}/test.jsonl"),
+        results("data/{task}/{dataset}/test_passages.jsonl"),
+        stats=results("data/{task}/{dataset}/filter_stats_test.json"),
     log:
-        "logs/filter_test/{task}/{dataset}.log",
+        results("logs/filter_test/{task}/{dataset}.log"),
     benchmark:
-        "benchmarks/filter_test/{task}/{dataset}.tsv"
+        results("benchmarks/filter_test/{task}/{dataset}.tsv")
     params:
         filter=filter_test_params,
         code=code_param("filter"),

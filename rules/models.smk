@@ -1,5 +1,6 @@
 # Base model per (model, dataset): a hub id / local path checked offline, or a tiny model with
-# a tokenizer trained on the dataset's training split. Later rules read base.json.
+# a tokenizer trained on the dataset's training split. Later rules read base.json. A model of
+# kind hf only resolves its config: a local rule (no cluster job); a tiny one is built in a job.
 
 
 rule base_model:
@@ -7,11 +8,13 @@ rule base_model:
         train=train_split_of_dataset,
         config_files=model_files,
     output:
-        directory("results/models/{model}/{dataset}"),
+        directory(results("models/{model}/{dataset}")),
     log:
-        "logs/base_model/{model}/{dataset}.log",
+        results("logs/base_model/{model}/{dataset}.log"),
     benchmark:
-        "benchmarks/base_model/{model}/{dataset}.tsv"
+        results("benchmarks/base_model/{model}/{dataset}.tsv")
+    wildcard_constraints:
+        model=TINY_MODELS,
     retries: 0
     conda:
         "../envs/main.yaml"
@@ -23,3 +26,9 @@ rule base_model:
         code=code_param("base_model"),
     script:
         "../workflow_scripts/base_model.py"
+
+
+use rule base_model as base_model_hub with:
+    wildcard_constraints:
+        model=HUB_MODELS,
+    localrule: True

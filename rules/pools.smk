@@ -8,11 +8,11 @@ rule pool_corpus:
     input:
         pool_corpus_files,
     output:
-        "results/pools/{pool}/corpus.jsonl",
+        results("pools/{pool}/corpus.jsonl"),
     log:
-        "logs/pool_corpus/{pool}.log",
+        results("logs/pool_corpus/{pool}.log"),
     benchmark:
-        "benchmarks/pool_corpus/{pool}.tsv"
+        results("benchmarks/pool_corpus/{pool}.tsv")
     wildcard_constraints:
         pool="[^/]+",
     retries: 0
@@ -33,12 +33,12 @@ rule pool_embeddings:
         pool_corpus_input,
         pool_embed_files,
     output:
-        vectors="results/pools/{pool}/embeddings/{shard}-of-{shards}.npy",
-        ids="results/pools/{pool}/embeddings/{shard}-of-{shards}.ids.json",
+        vectors=results("pools/{pool}/embeddings/{shard}-of-{shards}.npy"),
+        ids=results("pools/{pool}/embeddings/{shard}-of-{shards}.ids.json"),
     log:
-        "logs/pool_embeddings/{pool}/{shard}-of-{shards}.log",
+        results("logs/pool_embeddings/{pool}/{shard}-of-{shards}.log"),
     benchmark:
-        "benchmarks/pool_embeddings/{pool}/{shard}-of-{shards}.tsv"
+        results("benchmarks/pool_embeddings/{pool}/{shard}-of-{shards}.tsv")
     wildcard_constraints:
         pool="[^/]+",
     conda:
@@ -60,12 +60,12 @@ rule search_pools:
     input:
         unpack(pool_search_inputs),
     output:
-        candidates="results/pools/{pool}/{dataset}/candidates.jsonl",
-        passages="results/pools/{pool}/{dataset}/passages.jsonl",
+        candidates=results("pools/{pool}/{dataset}/candidates.jsonl"),
+        passages=results("pools/{pool}/{dataset}/passages.jsonl"),
     log:
-        "logs/search_pools/{pool}/{dataset}.log",
+        results("logs/search_pools/{pool}/{dataset}.log"),
     benchmark:
-        "benchmarks/search_pools/{pool}/{dataset}.tsv"
+        results("benchmarks/search_pools/{pool}/{dataset}.tsv")
     wildcard_constraints:
         pool="[^/]+",
     retries: 0
@@ -82,3 +82,20 @@ rule search_pools:
         code=code_param("search_pools"),
     script:
         "../workflow_scripts/search_pools.py"
+
+
+# The same jobs where the pool's config asks for a GPU (pools.<p>.resources.gpu; embedding only
+# when it is not converting precomputed vectors): the profile sends these rules to the GPU
+# partition, the ones above to the CPU partition.
+use rule pool_embeddings as pool_embeddings_gpu with:
+    wildcard_constraints:
+        pool=GPU_POOLS["embed"],
+
+
+use rule search_pools as search_pools_gpu with:
+    wildcard_constraints:
+        pool=GPU_POOLS["search"],
+
+
+ruleorder: pool_embeddings_gpu > pool_embeddings
+ruleorder: search_pools_gpu > search_pools

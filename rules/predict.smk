@@ -1,18 +1,20 @@
 # Decoding of the test split with the run's method; for co-supervision, first the passage
 # index of the test dataset: its passages embedded by the run's Embseq (trained, or existing
 # checkpoints) in shards (one job each, datasets.<d>.index.shards), merged into one faiss index.
+# The shards are temp(): the index holds the same vectors (a flat index of a 7B Embseq is
+# ~16 KB a passage, twice over with its shards); they are made again only when the index is.
 
 
 rule embed_passages:
     input:
         unpack(embed_inputs),
     output:
-        vectors=run_file("index_shards/{shard}-of-{shards}.npy"),
-        ids=run_file("index_shards/{shard}-of-{shards}.ids.json"),
+        vectors=temp(run_file("index_shards/{shard}-of-{shards}.npy")),
+        ids=temp(run_file("index_shards/{shard}-of-{shards}.ids.json")),
     log:
-        f"logs/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.log",
+        results(f"logs/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.log"),
     benchmark:
-        f"benchmarks/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.tsv"
+        results(f"benchmarks/embed_passages/{RUN_ID}/{{shard}}-of-{{shards}}.tsv")
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -32,20 +34,21 @@ rule embed_passages:
 
 rule build_index:
     input:
-        index_shards,
+        vectors=index_shards,
+        ids=index_shard_ids,
     output:
         directory(run_file("index")),
     log:
-        f"logs/build_index/{RUN_ID}.log",
+        results(f"logs/build_index/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/build_index/{RUN_ID}.tsv"
+        results(f"benchmarks/build_index/{RUN_ID}.tsv")
     retries: 0
     conda:
         "../envs/main.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=index_resource("mem_mb"),
+        runtime=index_resource("runtime"),
     params:
         index=index_params,
         code=code_param("build_index"),
@@ -59,9 +62,9 @@ rule predict:
     output:
         run_file("predictions.jsonl"),
     log:
-        f"logs/predict/{RUN_ID}.log",
+        results(f"logs/predict/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/predict/{RUN_ID}.tsv"
+        results(f"benchmarks/predict/{RUN_ID}.tsv")
     conda:
         "../envs/main.yaml"
     threads: 1

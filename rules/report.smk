@@ -15,14 +15,14 @@ rule report:
         tables=report_tables(),
         cells=report_cells(),
         main_plot=report(
-            "results/plots/main_metric.png",
+            results("plots/main_metric.png"),
             caption="../report/main_metric.rst",
             category="Plots",
             subcategory="Main metric",
             labels={"figure": "main metric per dataset and method"},
         ),
         curves_plot=report(
-            "results/plots/training_curves.png",
+            results("plots/training_curves.png"),
             caption="../report/training_curves.rst",
             category="Plots",
             subcategory="Training curves",
@@ -42,22 +42,22 @@ rule report:
         pdfs=plot_pdfs(),
         configs=run_config_files(),
         runs_page=report(
-            "results/report/runs.html",
+            results("report/runs.html"),
             caption="../report/runs.rst",
             category="Runs",
             subcategory="Overview",
             labels={"page": "metrics, provenance and config of every run"},
         ),
         data_page=report(
-            "results/report/data.html",
+            results("report/data.html"),
             caption="../report/data.rst",
             category="Data",
             labels={"page": "filter statistics per dataset and split"},
         ),
     log:
-        "logs/report.log",
+        results("logs/report.log"),
     benchmark:
-        "benchmarks/report.tsv"
+        results("benchmarks/report.tsv")
     localrule: True
     conda:
         "../envs/main.yaml"

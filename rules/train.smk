@@ -1,5 +1,7 @@
 # One training job per run; the method (sft, warmup, cosup) is a wildcard and a param.
 # Checkpoints go to {run}/checkpoints, outside the outputs, so a killed job resumes on rerun.
+# A trained model is protected (read-only once written): a plan that would train it again
+# stops before any job, naming it; delete the model directory (or chmod -R u+w it) to retrain.
 # A job asking for k > 1 GPUs trains in k processes on its node (repro.launch: torchrun).
 # Co-supervision's `separate` trains Gen (rule train, NTP alone) and Embseq (rule
 # train_embseq, into {run}/embseq) in two jobs: they run in parallel and resume on their own.
@@ -8,19 +10,19 @@
 rule train:
     input:
         data=expand(
-            "results/data/{task}/{dataset}/{split}.jsonl",
+            results("data/{task}/{dataset}/{split}.jsonl"),
             split=("train", "validation", "passages"),
             allow_missing=True,
         ),
-        base="results/models/{model}/{dataset}",
+        base=results("models/{model}/{dataset}"),
         config_files=train_option_files,
     output:
-        model=directory(run_file("model")),
+        model=protected(directory(run_file("model"))),
         log=run_file("train_log.jsonl"),
     log:
-        f"logs/train/{RUN_ID}.log",
+        results(f"logs/train/{RUN_ID}.log"),
     benchmark:
-        f"benchmarks/train/{RUN_ID}.tsv"
+        results(f"benchmarks/train/{RUN_ID}.tsv")
     conda:
         "../envs/main.yaml"
     threads: 1
@@ -42,15 +44,13 @@ rule train:
 
 use rule train as train_embseq with:
     output:
-        model=directory(
-            "results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/embseq"
-        ),
-        log="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/train_log_embseq.jsonl",
+        model=protected(directory(run_file("embseq"))),
+        log=run_file("train_log_embseq.jsonl"),
     log:
-        "logs/train_embseq/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.log",
+        results(f"logs/train_embseq/{RUN_ID}.log"),
     benchmark:
-        "benchmarks/train_embseq/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}.tsv"
+        results(f"benchmarks/train_embseq/{RUN_ID}.tsv")
     params:
         run=train_embseq_params,
-        checkpoints="results/runs/{task}/{dataset}/{model}/{method}/{variant}/seed{seed}/checkpoints_embseq",
+        checkpoints=run_file("checkpoints_embseq"),
         code=code_param("train", per_method=True),

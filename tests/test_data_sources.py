@@ -1,6 +1,7 @@
 """Source kinds (synthetic, local jsonl/tsv/parquet, hf on local files), mapping and errors."""
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -176,10 +177,22 @@ def test_knowledge_defaults_without_provenance(tmp_path):
                                       "answers": ["Paris"], "provenance": []}
 
 
-def test_missing_mapped_column_leaves_field_absent():
-    res = fetch({"kind": "local", "files": files("multilingual"),
-                 "columns": {"source": "src", "target": "nope"}}, "translation")
-    assert all("target" not in r for r in res.splits["train"])
+def test_mapped_column_in_no_row_names_the_file_and_the_columns_found():
+    train = DATA / "multilingual" / "train.jsonl"
+    with pytest.raises(DataError, match=re.escape(
+            f"local source {train} (split 'train'): no column 'nope' (mapped to `target` by "
+            "source.columns); columns found: src, tgt, uid")):
+        fetch({"kind": "local", "files": files("multilingual"),
+               "columns": {"source": "src", "target": "nope"}}, "translation")
+
+
+def test_mapped_column_missing_from_some_rows_leaves_the_field_absent(tmp_path):
+    paths = files("multilingual")
+    paths["train"] = str(tmp_path / "train.jsonl")
+    Path(paths["train"]).write_text('{"src": "a", "tgt": "b"}\n{"src": "c"}\n', encoding="utf-8")
+    res = fetch({"kind": "local", "files": paths, "columns": {"source": "src", "target": "tgt"}},
+                "translation")
+    assert [("target" in r) for r in res.splits["train"]] == [True, False]
 
 
 def _broken(tmp_path, name, text):
@@ -221,13 +234,14 @@ def test_headerless_tsv(tmp_path):
 def test_missing_split_errors(tmp_path):
     paths = files("multilingual")
     with pytest.raises(DataError, match="'validation'"):
-        fetch({"kind": "local", "files": {"train": paths["train"], "test": paths["test"]}},
-              "translation")
+        fetch({"kind": "local", "files": {"train": paths["train"], "test": paths["test"]},
+               "columns": MT_COLUMNS}, "translation")
     gone = {**paths, "test": str(tmp_path / "nope.jsonl")}
     with pytest.raises(DataError, match=r"split 'test'.*nope\.jsonl"):
-        fetch({"kind": "local", "files": gone}, "translation")
+        fetch({"kind": "local", "files": gone, "columns": MT_COLUMNS}, "translation")
     src = hf_json("wmt16_de_en", tmp_path)
     src["data_files"] = {"train": src["data_files"]["train"], "test": src["data_files"]["test"]}
+    src["columns"] = {"source": "translation.de", "target": "translation.en"}
     with pytest.raises(DataError) as e:
         fetch(src, "translation")
     assert "split 'validation'" in str(e.value) and "'json'" in str(e.value)
@@ -257,3 +271,47 @@ def test_write_fetch(tmp_path):
     assert read_json(tmp_path / "raw" / "fetch_stats.json") == res.stats
     with pytest.raises(DataError, match="validation"):
         write_fetch(FetchResult(splits={"train": [], "test": []}), tmp_path / "x")
+
+
+# ---- a user's own TSV files (the issue's two cases) ----
+
+def user_tsv(tmp_path, test_header="en\tde"):
+    """train/validation/test TSV files with a header row; the test file's header as given."""
+    paths = {}
+    for split, header in (("train", "en\tde"), ("validation", "en\tde"), ("test", test_header)):
+        path = tmp_path / f"{split}.tsv"
+        path.write_text(f"{header}\nhello\thallo\nworld\twelt\n", encoding="utf-8")
+        paths[split] = str(path)
+    return {"kind": "local", "files": paths, "columns": {"source": "en", "target": "de"}}
+
+
+def test_user_test_file_missing_the_mapped_column_is_named(tmp_path):
+    src = user_tsv(tmp_path, test_header="en\tgerman")
+    with pytest.raises(DataError, match=re.escape(
+            f"local source {tmp_path / 'test.tsv'} (split 'test'): no column 'de' (mapped to "
+            "`target` by source.columns); columns found: en, german")):
+        fetch(src, "translation")
+
+
+def test_empty_user_train_file_says_so(tmp_path):
+    src = user_tsv(tmp_path)
+    Path(src["files"]["train"]).write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(
+            f"local source: the file of split 'train', {tmp_path / 'train.tsv'}, is empty "
+            "(0 bytes) (a TSV file needs a header row naming its columns, then one row per "
+            "record)")):
+        fetch(src, "translation")
+    Path(src["files"]["train"]).write_text("en\tde\n", encoding="utf-8")
+    with pytest.raises(DataError, match="has a header line but no rows"):
+        fetch(src, "translation")
+
+
+def test_tsv_without_header_maps_column_indices(tmp_path):
+    src = user_tsv(tmp_path)
+    for path in src["files"].values():
+        Path(path).write_text("hello\thallo\n", encoding="utf-8")
+    res = fetch({**src, "header": False, "columns": {"source": "0", "target": "1"}},
+                "translation")
+    assert res.splits["test"][0] == {"id": "test-0", "source": "hello", "target": "hallo"}
+    with pytest.raises(DataError, match="no column 'en' .*columns found: 0, 1"):
+        fetch({**src, "header": False}, "translation")

@@ -177,6 +177,9 @@ def test_each_job_tracks_the_modules_it_runs():
     assert not any("metrics/" in f for f in train_sft + ct.tracked_files("predict", "warmup"))
     assert "workflow_scripts/evaluate.py" in evaluate
     assert "workflow_scripts/_src_path.py" in evaluate
+    # the DAG-time modules (config -> params) are no job's code: their effect is the params
+    assert not any(f.endswith(("/config.py", "/resources.py", "/config_checks.py"))
+                   for f in train_sft + evaluate)
     # a lazy import inside a function counts: repro.train imports torch-heavy code lazily
     assert "src/repro/train.py" in train_sft and "src/repro/train_cli.py" in train_sft
 

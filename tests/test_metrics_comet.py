@@ -437,3 +437,35 @@ def test_comet_rule_in_the_workflow(tiny_comet, tmp_path, monkeypatch):
     assert read_json(work / run.dir / "comet.json")["comet"] == direct
     assert plan(work, translation_config(tmp_path, model=model, batch_size=4,
                                          python=str(COMET_PYTHON))) == set()
+
+
+def test_the_paper_knowledge_metrics_check_the_true_model(tmp_path, monkeypatch):
+    """Span grounding and claim recall run on metrics.true_nli.model (not metrics.grounding's
+    sentence NLI model): the offline check names that key, and the NLTK data of the split."""
+    from repro.metrics import availability as av
+
+    use_cache(monkeypatch, tmp_path / "hub")
+    monkeypatch.setattr(av, "punkt_problems", lambda: ["punkt missing"])
+    kb = {"task": "knowledge"}
+    eli5 = {"task": "knowledge", "knowledge_metrics": {"correctness": "claims_nli"}}
+    spans = {"grounding": {"kind": "spans"}, "true_nli": {"model": None}}
+    cfg = {"datasets": {"kb": kb}, "metrics": spans}
+    assert metric_problems(cfg, {"knowledge"}) == [
+        "metrics.true_nli.model: not set (the TRUE NLI model of grounding)", "punkt missing"]
+    cfg = {"datasets": {"kb": kb, "eli5": eli5},
+           "metrics": {**spans, "true_nli": {"model": "google/t5_xxl_true_nli_mixture"}}}
+    (model, punkt) = metric_problems(cfg, {"knowledge"})
+    assert model.startswith("metrics.true_nli.model: google/t5_xxl_true_nli_mixture is not in "
+                            "the local Hugging Face cache") and punkt == "punkt missing"
+    folder = tmp_path / "true"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    cfg["metrics"]["true_nli"]["model"] = str(folder)
+    assert metric_problems(cfg, {"knowledge"}) == ["punkt missing"]
+    # claim recall alone (sentence grounding with its own model): the TRUE model, no punkt
+    sentences = {"grounding": {"kind": "sentences", "model": str(folder)}, "true_nli": {}}
+    cfg = {"datasets": {"eli5": eli5}, "metrics": sentences}
+    assert metric_problems(cfg, {"knowledge"}) == [
+        "metrics.true_nli.model: not set (the TRUE NLI model of claims_nli)"]
+    assert av.true_nli_metrics({"grounding": {"kind": "spans"}}, {}, "sft") == []
+    assert av.true_nli_metrics({"grounding": {"kind": "spans"}}, {}, "cosup") == ["grounding"]

@@ -186,7 +186,8 @@ def test_knowledge_qa_with_retrieval():
     assert out["correctness"]["signature"].startswith("correctness=answer_in_output|")
     assert out["retrieval"]["metric"] == "answer_in_retrieved"
     assert out["grounding"] == {
-        "skipped": "no NLI model configured (set metrics.grounding.model)"}
+        "skipped": "no NLI model configured (set metrics.grounding.model)",
+        "metric": "grounding_sentences"}  # what it stands for, named in the table's footnote
 
 
 @pytest.mark.parametrize(("kind", "computed", "correctness", "retrieval"), [
@@ -436,6 +437,7 @@ def test_span_grounding_in_the_knowledge_path(monkeypatch, tiny_true_nli):
     # a: Paris|Paris 1, Lyon|Paris 0 -> 1/2; b: no span, skipped
     assert metrics["grounding"]["value"] == pytest.approx(50.0)
     assert metrics["grounding"]["n"] == 1 and metrics["grounding"]["no_span"] == 1
+    assert metrics["grounding"]["metric"] == "grounding_spans"
     assert per["scores"]["grounding"] == [50.0, None]
     from repro.metrics.autoais import parse_raw_output
     assert [{k: s[k] for k in ("text", "passage_id")}

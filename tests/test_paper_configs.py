@@ -27,23 +27,25 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 # `train` jobs (Gen alone for `separate`) + 1 `train_embseq` (the Embseq of `separate`); one
 # passage index per variant and test set over its pooled passages (8 shards for each KILT set,
 # one for each ALCE set); the KILT pools: 16 shards of Contriever's precomputed embeddings
-# converted, one search per KILT set.
+# converted (CPU jobs), one search per KILT set (its GPU encodes the questions:
+# search_pools_gpu); every run's scoring loads the TRUE NLI model (span grounding):
+# evaluate_nli, one GPU each.
 # cosup released = the same 10 test sets and pools x 2 checkpoint pairs (separate, ntp+nsp): no
 # base model, no training.
 EXPECTED = {
-    "paper_warmup.yaml": {"fetch": 10, "filter": 10, "filter_test": 10, "base_model": 11,
+    "paper_warmup.yaml": {"fetch": 10, "filter": 10, "filter_test": 10, "base_model_hub": 11,
                           "train": 79, "predict": 79, "comet": 61, "evaluate": 79, "report": 1,
                           "all": 1, "total": 341},
-    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "filter_test": 11, "base_model": 1,
+    "paper_cosup.yaml": {"fetch": 11, "filter": 11, "filter_test": 11, "base_model_hub": 1,
                          "train": 11, "train_embseq": 1, "pool_embeddings": 16,
-                         "search_pools": 8, "embed_passages": 11 * (8 * 8 + 2),
-                         "build_index": 11 * 10, "predict": 110, "evaluate": 110,
+                         "search_pools_gpu": 8, "embed_passages": 11 * (8 * 8 + 2),
+                         "build_index": 11 * 10, "predict": 110, "evaluate_nli": 110,
                          "kilt_export": 110, "report": 1, "all": 1, "total": 1238},
     "paper_cosup_released.yaml": {"fetch": 10, "filter": 10, "filter_test": 10,
-                                  "pool_embeddings": 16, "search_pools": 8,
+                                  "pool_embeddings": 16, "search_pools_gpu": 8,
                                   "embed_passages": 2 * (8 * 8 + 2), "build_index": 2 * 10,
-                                  "predict": 20, "evaluate": 20, "kilt_export": 20, "report": 1,
-                                  "all": 1, "total": 268},
+                                  "predict": 20, "evaluate_nli": 20, "kilt_export": 20,
+                                  "report": 1, "all": 1, "total": 268},
 }
 
 

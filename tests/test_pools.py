@@ -350,22 +350,23 @@ def test_workflow_builds_pools_and_writes_them_into_the_test_splits(encoder, tmp
         "experiments": [{"datasets": ["kb"], "models": ["tiny"],
                          "methods": {"sft": {"default": {}}}}],
     }
-    config = tmp_path / "pools.yaml"
+    config = tmp_path / "pooled.yaml"  # no results_dir: its outputs go to results/pooled/
     config.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     work = tmp_path / "work"
-    targets = [f"results/data/knowledge/{d}/test.jsonl" for d in ("wiki_qs", "kilt_qs")]
+    targets = [f"results/pooled/data/knowledge/{d}/test.jsonl"
+               for d in ("wiki_qs", "kilt_qs")]
     snakemake(work, *targets, config=config, timeout=600)
     for d, k, pool in (("wiki_qs", 3, "wiki"), ("kilt_qs", 2, "kilt")):
-        records = read_jsonl(work / f"results/data/knowledge/{d}/test.jsonl")
+        records = read_jsonl(work / f"results/pooled/data/knowledge/{d}/test.jsonl")
         passages = {p["id"]: p for p in
-                    read_jsonl(work / f"results/data/knowledge/{d}/test_passages.jsonl")}
-        pools = read_jsonl(work / f"results/pools/{pool}/{d}/candidates.jsonl")
+                    read_jsonl(work / f"results/pooled/data/knowledge/{d}/test_passages.jsonl")}
+        pools = read_jsonl(work / f"results/pooled/pools/{pool}/{d}/candidates.jsonl")
         assert [r["candidates"] for r in records] == [p["candidates"] for p in pools]
         assert all(len(r["candidates"]) == k and set(r["candidates"]) <= set(passages)
                    for r in records)
-    kilt_passages = read_jsonl(work / "results/data/knowledge/kilt_qs/test_passages.jsonl")
+    kilt_passages = read_jsonl(work / "results/pooled/data/knowledge/kilt_qs/test_passages.jsonl")
     assert all(p["id"].startswith(p["wikipedia_id"] + "_") for p in kilt_passages)
-    assert (work / "results/pools/wiki/embeddings/1-of-2.npy").is_file()
+    assert (work / "results/pooled/pools/wiki/embeddings/1-of-2.npy").is_file()
 
 
 @pytest.mark.parametrize("kind,params,min_recall", [

@@ -18,6 +18,9 @@ from repro import resources as rr
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CONFIGS = ("paper_warmup.yaml", "paper_cosup.yaml")
 GPU_RULES = ("train", "predict", "embed_passages")
+# rules made for the jobs of a rule that ask for a GPU (`use rule ... with:`), and that rule
+GPU_VARIANTS = {"evaluate_nli": "evaluate", "pool_embeddings_gpu": "pool_embeddings",
+                "search_pools_gpu": "search_pools"}
 
 
 def cfg_with(**resources) -> dict:
@@ -158,11 +161,25 @@ def test_slurm_profile_parses_and_holds_only_cluster_settings():
     assert "slurm-status-command" not in profile and "slurm-no-account" not in profile
     # sizes live in the rules and the config only: no mem_mb, runtime, gpu count here
     assert profile["default-resources"] == {"slurm_partition": "cpu"}
-    assert set(profile["set-resources"]) == set(GPU_RULES)
+    assert set(profile["set-resources"]) == {*GPU_RULES, *GPU_VARIANTS}
     for rule, res in profile["set-resources"].items():
         assert res == {"slurm_partition": "gpu", "gres": ""}, rule  # --gpus=N, not both
-    assert set(profile["set-resources"]) <= set(rule_blocks())
+    assert set(profile["set-resources"]) <= set(rule_blocks()) | set(used_rules())
     assert set(profile["groups"]) <= set(rule_blocks())
+    assert not set(profile["groups"]) & set(GPU_VARIANTS)  # a GPU job is not grouped
+
+
+def used_rules() -> dict[str, str]:
+    """Rules made from another (`use rule A as B with:`): B -> A."""
+    text = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "rules").glob("*.smk"))
+    return {m[2]: m[1] for m in re.finditer(r"^use rule (\w+) as (\w+) with:", text, re.M)}
+
+
+def test_gpu_variants_of_rules_take_precedence_over_them():
+    text = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "rules").glob("*.smk"))
+    assert GPU_VARIANTS.items() <= used_rules().items()
+    for rule, base in GPU_VARIANTS.items():
+        assert f"ruleorder: {rule} > {base}" in text
 
 
 def test_the_local_gpu_cap_belongs_to_make_demo():
@@ -172,3 +189,93 @@ def test_the_local_gpu_cap_belongs_to_make_demo():
     assert "resources" not in default
     demo = re.search(r"^demo:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), flags=re.M)
     assert "--resources gpu=1" in demo.group(1)
+
+
+# --- jobs without a model: TRUE NLI scoring, the passage index, pool jobs ---------------------
+
+
+def nli_config(model="google/t5_xxl_true_nli_mixture", **resources) -> dict:
+    return {"datasets": {"kb": {"task": "knowledge"},
+                         "eli5": {"task": "knowledge",
+                                  "knowledge_metrics": {"correctness": "claims_nli"}},
+                         "mt": {"task": "translation"}},
+            "metrics": {"grounding": {"kind": "spans"},
+                        "true_nli": {"model": model, "resources": resources}}}
+
+
+def run(dataset, method, task="knowledge"):
+    from repro.runs import Run
+
+    return Run(task, dataset, "m", method, "default", 0)
+
+
+def test_evaluate_jobs_that_load_the_true_model_and_their_size():
+    cfg = nli_config()
+    assert rr.true_nli_job(cfg) == {"gpu": 1, "mem_mb": 64000, "runtime": 240}
+    assert rr.true_nli_job(nli_config(mem_mb=80000)) == {"gpu": 1, "mem_mb": 80000,
+                                                         "runtime": 240}
+    # span grounding: cosup runs (their predictions carry spans); claim recall: any method
+    loads = {(d, m): rr.loads_true_nli(cfg, run(d, m)) for d in ("kb", "eli5")
+             for m in ("cosup", "sft")}
+    assert loads == {("kb", "cosup"): True, ("kb", "sft"): False, ("eli5", "cosup"): True,
+                     ("eli5", "sft"): True}
+    assert not rr.loads_true_nli(cfg, run("mt", "cosup", "translation"))
+    assert not rr.loads_true_nli(nli_config(model=None), run("eli5", "sft"))  # skipped: no job
+    sentences = {**cfg, "metrics": {**cfg["metrics"], "grounding": {"kind": "sentences"}}}
+    assert not rr.loads_true_nli(sentences, run("kb", "cosup"))
+
+
+def test_true_nli_constraints_route_those_runs_only():
+    cfg = nli_config()
+    runs = [run("kb", "cosup"), run("kb", "sft"), run("mt", "sft", "translation")]
+    c = rr.true_nli_constraints(cfg, runs)
+    assert c == {"task": "knowledge", "dataset": "kb", "method": "cosup"}
+    both = rr.true_nli_constraints(cfg, [*runs, run("eli5", "sft")])
+    assert both["dataset"] == "eli5|kb" and both["method"] == "cosup|sft"
+    none = rr.true_nli_constraints(nli_config(model=None), runs)
+    assert all(re.fullmatch(v, x) is None for v in none.values() for x in ("knowledge", "kb"))
+    assert re.fullmatch(rr.name_pattern(["a+b", "c"]), "a+b")
+    assert re.fullmatch(rr.name_pattern(["a+b"]), "aab") is None
+
+
+def test_paper_cosup_scores_every_run_with_one_gpu():
+    for name in ("paper_cosup.yaml", "paper_cosup_released.yaml"):
+        cfg = rc.load_config(ROOT / "config" / name)
+        runs = rc.expand_runs(cfg)
+        assert all(rr.loads_true_nli(cfg, r) for r in runs), name
+        assert rr.true_nli_job(cfg) == {"gpu": 1, "mem_mb": 64000, "runtime": 240}
+    cfg = rc.load_config(ROOT / "config" / "test.yaml")  # no TRUE model: no such job
+    assert rr.true_nli_constraints(cfg, rc.expand_runs(cfg))["task"] == rr.NEVER
+
+
+def test_true_nli_resources_rerun_no_scoring():
+    cfg = rc.load_config(ROOT / "config" / "paper_cosup.yaml")
+    r = next(x for x in rc.expand_runs(cfg) if x.dataset == "alce_eli5")
+    before = rc.evaluate_params(cfg, r)
+    cfg["metrics"]["true_nli"]["resources"] = {"gpu": 1, "mem_mb": 99000, "runtime": 9}
+    assert rc.evaluate_params(cfg, r) == before
+    cfg["metrics"]["true_nli"]["batch_size"] = 4  # a setting of the model does
+    assert rc.evaluate_params(cfg, r) != before
+
+
+def test_index_job_grows_with_the_embeddings_it_reads():
+    # FEVER's pool: 10,444 questions x 100 passages x 4096 floats x 4 bytes = 17,113 MB of
+    # shards: shards + concatenation + index = 3 x 17,113 + 4,000 MB; 60 + 10 x 17.113 min
+    assert rr.index_job(17113.0) == {"mem_mb": 55339, "runtime": 232}
+    assert rr.index_job(0.4) == {"mem_mb": 4003, "runtime": 61}
+    assert rr.index_job(0) == {"mem_mb": 4000, "runtime": 60}
+    assert "mem_mb=index_resource(\"mem_mb\")" in rule_blocks()["build_index"]
+
+
+def test_pool_jobs_on_a_gpu_are_the_ones_that_ask_for_it():
+    from repro import pool_jobs as pj
+
+    pools = {"pre": {"embeddings": {"precomputed": "dir"}, "resources": {"gpu": 1}},
+             "emb": {"embeddings": {"precomputed": None}, "resources": {"gpu": 1}},
+             "cpu": {"resources": {"gpu": 0}}}
+    cfg = {"pools": pools}
+    assert pj.gpu_pools(cfg, "embed") == ["emb"]  # converting precomputed vectors: CPU
+    assert pj.gpu_pools(cfg, "search") == ["pre", "emb"]
+    paper = rc.load_config(ROOT / "config" / "paper_cosup.yaml")
+    assert pj.gpu_pools(paper, "embed") == []
+    assert pj.gpu_pools(paper, "search") == ["wiki_contriever_msmarco"]

@@ -165,7 +165,7 @@ def test_shipped_profile_runs_the_workflow_with_accounting(main_run):
     # the 2-GPU trainings ran in 2 processes under torchrun; every run was scored; the report
     # ran on the login node
     for run in rc.training_runs(cfg):
-        train_log = (work / "logs" / "train" / f"{run.id}.log").read_text()
+        train_log = (work / "results" / "logs" / "train" / f"{run.id}.log").read_text()
         processes = 2 if rr.stage_entry(cfg, run.model)["gpu"] == 2 else 1
         assert f"'processes': {processes}" in train_log, (run.id, train_log[-2000:])
         if processes == 2:
@@ -270,11 +270,12 @@ def test_preempted_and_time_limited_trainings_resume_from_their_checkpoints(
         stopped = re.findall(rf"SIGTERM at step (\d+): checkpoint saved in "
                              rf"{re.escape(run.dir)}/checkpoints/checkpoint-(\d+)", log)
         assert stopped and stopped[0][0] == stopped[0][1], log[-4000:]
-        train_log = (work / "logs" / "train" / f"{run.id}.log").read_text()
+        train_log = (work / "results" / "logs" / "train" / f"{run.id}.log").read_text()
         ckpt = f"{run.dir}/checkpoints/checkpoint-{stopped[0][0]}"
         assert f"'resumed_from': '{ckpt}'" in train_log, train_log[-3000:]
         assert (work / run.dir / "model").is_dir()
-    assert "'processes': 2" in (work / "logs" / "train" / f"{preempted.id}.log").read_text()
+    preempted_log = work / "results" / "logs" / "train" / f"{preempted.id}.log"
+    assert "'processes': 2" in preempted_log.read_text()
 
     # what slurmdbd recorded: the preempted job, then its retry; the cut job ended before its
     # (shortened) limit, stopped by the early signal, then its retry; all on the account

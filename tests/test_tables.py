@@ -155,13 +155,13 @@ def test_no_avg_with_one_dataset(results):
     # EM fills the co-supervision table's Correctness column (footnoted); the table shows only
     # the paper's columns (F1 stays in the csv)
     assert list(t.frame.columns) == [("Correctness", "kb")]
-    assert "Correctness = `exact_match`" in t.footnotes
+    assert "Correctness: EM `exact_match` (kb)" in t.footnotes
 
 
 def test_skipped_and_missing(results):
     t = task_table(results, "translation")
-    assert row(t, "sft")[("COMET", "a")] == "n/a [1]"
-    assert row(t, "ntp")[("COMET", "a")] == "n/a [1]"
+    assert row(t, "sft")[("COMET", "a")] == "skipped [1]"  # could not be computed
+    assert row(t, "ntp")[("COMET", "a")] == "skipped [1]"
     assert row(t, "ntp")[("BLEU", "b")] == "-"
     assert row(t, "ntp")[("COMET", "b")] == "-"
     assert t.footnotes == [COMET_SKIP]
@@ -176,8 +176,8 @@ def test_one_footnote_per_reason():
     t = task_table(res, "translation")
     r = row(t, "sft")
     # numbered in reading order (row by row, left to right)
-    assert r[("BLEU", "b")] == r[("BLEU", "c")] == "n/a [1]"
-    assert r[("COMET", "a")] == "n/a [2]"
+    assert r[("BLEU", "b")] == r[("BLEU", "c")] == "skipped [1]"
+    assert r[("COMET", "a")] == "skipped [2]"
     assert r[("chrF++", "b")] == "-"
     assert t.footnotes == ["no refs", COMET_SKIP]
 
@@ -186,7 +186,8 @@ def test_format_cell_is_the_single_formatter():
     assert format_cell(Cell()) == "-"
     assert format_cell(Cell(mean=1.0, std=0.5, n=3, gain=-0.25)) == "1.00 ± 0.50 (-0.25)"
     assert format_cell(Cell(mean=1.0, std=0.5, n=3), pm=r" $\pm$ ") == r"1.00 $\pm$ 0.50"
-    assert format_cell(Cell(notes=(2,))) == "n/a [2]"
+    assert format_cell(Cell(notes=(2,))) == "skipped [2]"
+    assert format_cell(Cell(notes=(2,), not_applicable=True)) == "n/a [2]"
     assert format_cell(Cell(mean=1.0, n=1, marks="*")) == "1.00*"
 
 
@@ -312,7 +313,7 @@ def test_cosup_layout_and_group_averages(cosup):
     assert both[("Retrieval", "Out-of-domain")] == "50.00 (+20.00)"
     assert both[("Grounding", "Avg")] == "38.33 (+26.67)"  # mean(40,40,35) - mean(10,20,5)
     assert row(t, "cosup", "llama", "nsp")[("Retrieval", "nq")] == "55.00 (+15.00)"
-    assert "Correctness = `answer_em`" in t.footnotes
+    assert "Correctness: answer_em `answer_em` (every dataset)" in t.footnotes
 
 
 def test_cosup_dataset_major_latex_header(cosup):
@@ -452,7 +453,7 @@ def test_latex_booktabs_and_escaping(results):
     assert tex.count(r"\midrule") >= 3  # header rule and between the three panels
     assert r"a\_x" in tex and "a_x" not in tex.replace(r"a\_x", "")
     assert r"14.00 $\pm$ 1.41$^\dagger$ (+3.00)" in tex
-    assert r"n/a\textsuperscript{1}" in tex
+    assert r"skipped\textsuperscript{1}" in tex
     assert r"\textit{published}" in tex and r"$\Delta$ -1.00" in tex
     assert r"\multicolumn{6}{l}{\textit{COMET}}" in tex
     body = [ln for ln in tex.splitlines() if ln.endswith(r"\\") and "&" in ln]
@@ -535,7 +536,7 @@ def test_cosup_rows_groups_in_paper_order():
     assert both[("Correctness", "nq")] == "40.00 (+10.00)"
     assert both[("Retrieval", "Out-of-domain")] == "50.00 (+30.00)"
     assert both[("Correctness", "Avg")] == "35.00 (+10.00)"  # mean(40, 30) - mean(30, 20)
-    assert both[("Grounding", "zsre")].startswith("n/a [")  # skipped, with its reason
+    assert both[("Grounding", "zsre")].startswith("skipped [")  # with its reason
     assert both[("Grounding", "Avg")] == "-"  # an average needs every dataset
     assert "no NLI model configured" in t.footnotes
     assert any("correctness=answer_in_output" in s for s in t.signatures["Correctness"])
@@ -549,9 +550,10 @@ def test_r_precision_column_beside_answer_retrieval():
     kn = {"correctness": {"value": 40.0}, "retrieval": {"value": 50.0},
           "answer_in_retrieved": {"value": 50.0}, "r_precision": {"value": 70.0}}
     t = task_table([rec("knowledge", "kb", "m", "cosup", 0, kn, "ntp+nsp")], "knowledge")
-    assert list(t.frame.columns) == [("Correctness", "kb"), ("Retrieval", "kb"),
-                                     ("R-precision", "kb")]
-    assert row(t, "cosup", variant="ntp+nsp")[("R-precision", "kb")] == "70.00"
+    rp = "R-precision (not in paper)"  # our secondary column, marked as such
+    assert list(t.frame.columns) == [("Correctness", "kb"), ("Retrieval", "kb"), (rp, "kb")]
+    assert row(t, "cosup", variant="ntp+nsp")[(rp, "kb")] == "70.00"
+    assert t.footnotes[t.label_notes[rp] - 1].startswith(f"{rp}: KILT's R-precision")
     # where R-precision is the Retrieval metric itself it is not repeated
     kn2 = {"correctness": {"value": 40.0}, "r_precision": {"value": 70.0}}
     t2 = task_table([rec("knowledge", "kb", "m", "cosup", 0, kn2, "ntp+nsp")], "knowledge")
@@ -563,8 +565,9 @@ def test_knowledge_markdown_one_table_per_metric(cosup):
     one table per metric, columns the datasets then the averages, as for translation."""
     t = task_table(cosup, "knowledge", groups=GROUPS)
     md = to_markdown(t)
+    # each heading points to the footnote naming the metric of each dataset
     assert [ln for ln in md.splitlines() if ln.startswith("## ")] == [
-        "## Correctness", "## Retrieval", "## Grounding"]
+        "## Correctness [1]", "## Retrieval [2]", "## Grounding"]
     header = next(ln for ln in md.splitlines() if ln.startswith("| Model"))
     assert [c.strip() for c in header.strip("|").split("|")][3:] == [
         "nq", "fever", "zsre", "In-domain", "Out-of-domain", "Avg"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,18 @@ def snakemake(workdir: Path, *args: str, config: Path | None = None, check: bool
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
-    snakemake(work)
+    proc = snakemake(work)
+    (work / "snakemake.out").write_text(proc.stdout + proc.stderr)
     return work
+
+
+def test_run_ends_by_printing_where_the_tables_and_plots_are(done):
+    out = (done / "snakemake.out").read_text()
+    tables = re.search(r"^Tables: (.*)$", out, re.M).group(1).split()
+    plots = re.search(r"^Plots:  (.*)$", out, re.M).group(1).split()
+    assert "results/tables/translation.md" in tables and "results/plots/main_metric.png" in plots
+    assert all((done / p).is_file() for p in tables + plots)
+    assert "--report results/report.html" in out
 
 
 def test_every_run_has_metrics(done):
@@ -120,7 +131,7 @@ def test_tables_and_plots(done):
         assert "| tiny_t5" in md
         tidy = pd.read_csv(done / f"results/tables/{task}.csv")
         assert {"task", "dataset", "model", "method", "seed", "metric", "value"} <= set(tidy)
-    assert "n/a" in (done / "results/tables/translation.md").read_text()
+    assert "skipped [" in (done / "results/tables/translation.md").read_text()  # COMET
     analysis = pd.read_csv(done / "results/tables/warmup_analysis.csv")
     assert sorted(analysis["dataset"]) == ["t_en_xa", "t_mc"]
     assert "Warmup words in reference" in (done / "results/tables/warmup_analysis.md").read_text()

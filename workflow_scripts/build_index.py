@@ -9,6 +9,7 @@ from repro.workflow import start
 
 params = start(snakemake)  # noqa: F821
 index = params["index"]
-prefixes = [Path(p[: -len(".npy")]) for p in snakemake.input]  # noqa: F821
+vectors = snakemake.input.vectors  # noqa: F821  (one shard: a string)
+prefixes = [Path(p[: -len(".npy")]) for p in ([vectors] if isinstance(vectors, str) else vectors)]
 summary = merge_shards(prefixes, Path(snakemake.output[0]), index["kind"], **index["params"])  # noqa: F821
 print(summary)

@@ -47,4 +47,5 @@ write_report(
     ablations=params["ablations"],
     n_samples=params["bootstrap_samples"],
     seed=params["bootstrap_seed"],
+    titles=params.get("titles"),
 )

@@ -7,10 +7,12 @@ each job a `code` param instead: a hash of the content of its workflow script an
 `repro` module the script reaches through `import` statements (anywhere in a module, so lazy
 imports count) and through module names written as strings (`import_module("repro.x")`).
 
-The methods are tracked per run: a train, predict or embed job reaches the method classes only
+The methods are tracked per run: a train or predict job reaches the method classes only
 through `repro.methods.METHOD_CLASSES` (strings), which this module leaves out of the script's
 closure and adds back for the job's own method, so that an edit to methods/warmup.py reruns the
-warmup runs and no sft run.
+warmup runs and no sft run. The DAG-time modules (DAG_MODULES: repro.config and what turns the
+config into params and resources) are left out of every job's code: what they decide reaches a
+job as its params.
 
 Static analysis, done once per DAG parse (about 100 small files): cheap.
 """
@@ -29,6 +31,11 @@ PACKAGE = "repro"
 # reached by name, per run: left out of a script's closure (see module docstring)
 METHOD_MODULES = {"sft": "repro.methods.sft", "warmup": "repro.methods.warmup",
                   "cosup": "repro.methods.cosup"}
+# The DAG-time modules: they turn the config into each job's params and resources, so an edit
+# of theirs that changes what a job does changes its params; counted as a job's code, they
+# would make an edit to any module they reach (a metric's availability check, say) retrain
+# every model. Left out of every closure (a job's script may still call them).
+DAG_MODULES = ("repro.config", "repro.config_checks", "repro.resources", "repro.pool_jobs")
 
 
 @cache
@@ -159,7 +166,8 @@ def script_path(script: str | Path) -> Path:
 
 def _job_files(script: str | Path, method: str | None) -> set[Path]:
     script = script_path(script)
-    exclude = frozenset(METHOD_MODULES.values())  # another method's module is never reached
+    # another method's module is never reached; nor are the DAG-time modules
+    exclude = frozenset(METHOD_MODULES.values()) | frozenset(DAG_MODULES)
     files = set(closure(script, exclude))
     if method is not None:
         module = module_file(METHOD_MODULES[method])

@@ -15,7 +15,7 @@ import yaml
 
 from repro.errors import ConfigError  # noqa: F401  (re-exported: rc.ConfigError)
 from repro.io import canonical_json
-from repro.runs import Run  # also what the rules call rc.Run
+from repro.runs import Run, run_dir, runs_root  # Run: also what the rules call rc.Run
 from repro.tasks import other_tasks_metrics
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
@@ -52,11 +52,23 @@ def load_config(path: str | Path, validate: bool = True) -> dict[str, Any]:
 
 
 def validate_config(config: dict[str, Any]) -> None:
-    """Schema validation with defaults filled in, then the cross-references between sections."""
+    """Schema validation with defaults filled in, then the cross-references between sections
+    and the checks of repro.config_checks (override keys, method options, model paths); a
+    fault is a ConfigError naming the key."""
+    from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    validate(config, str(SCHEMA_PATH), set_default=True)
+    from repro.config_checks import check_config, schema_error
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError:  # its message holds the whole schema and config: name the key
+        message = schema_error(config)
+        if message is None:
+            raise
+        raise ConfigError(message) from None
     check_references(config)
+    check_config(config, [(r, method_options(config, r)) for r in expand_runs(config)])
 
 
 def check_references(config: dict[str, Any]) -> None:
@@ -123,12 +135,14 @@ def check_ignored_keys(config: dict[str, Any]) -> None:
     """Settings the workflow would silently ignore are errors naming the key: an index setting
     beside `index.from` (the other dataset's index is used), and an experiment's `training` or
     variant settings for a run an earlier experiment defines (the first one wins)."""
+    defaults: dict[str, Any] | None = None  # read from the schema only when needed
     for name, d in config["datasets"].items():
         index = d.get("index") or {}
-        if not index.get("from"):
+        if not index.get("from") or set(index) == {"from"}:
             continue
+        defaults = defaults or _index_defaults()
         for key in sorted(set(index) - {"from"}):
-            if index[key] != _index_defaults().get(key):
+            if index[key] != defaults.get(key):
                 raise ConfigError(
                     f"datasets.{name}.index.{key}: ignored beside index.from (the index of "
                     f"'{index['from']}' is used): set it in datasets.{index['from']}.index")
@@ -169,19 +183,10 @@ def _experiments_of(config: dict[str, Any], run: Run,
 
 def _index_defaults() -> dict[str, Any]:
     """The schema defaults of datasets.<d>.index (what validation fills in)."""
-    schema = _schema()
-    index = schema["properties"]["datasets"]["additionalProperties"]["properties"]["index"]
+    from repro.config_checks import schema
+
+    index = schema()["properties"]["datasets"]["additionalProperties"]["properties"]["index"]
     return {k: v["default"] for k, v in index["properties"].items() if "default" in v}
-
-
-_SCHEMA: dict[str, Any] = {}
-
-
-def _schema() -> dict[str, Any]:
-    if not _SCHEMA:
-        with open(SCHEMA_PATH, encoding="utf-8") as f:
-            _SCHEMA.update(yaml.safe_load(f))
-    return _SCHEMA
 
 
 def expand_runs(config: dict[str, Any]) -> list[Run]:
@@ -253,9 +258,10 @@ def cosup_models(config: dict[str, Any], run: Run) -> dict[str, Any]:
         return {"gen": ck["gen"], "embseq": ck["embseq"], "tokenizer": ck.get("tokenizer"),
                 "inputs": {}}
     train = training_run(config, run)
-    gen = f"{train.dir}/model"
+    train_dir = run_dir(train, runs_root(config))
+    gen = f"{train_dir}/model"
     if "embseq" in training_stages(config, train):
-        emb = f"{train.dir}/embseq"
+        emb = f"{train_dir}/embseq"
         return {"gen": gen, "embseq": emb, "tokenizer": None,
                 "inputs": {"model": gen, "embseq": emb}}
     return {"gen": gen, "embseq": f"{gen}/embseq", "tokenizer": None, "inputs": {"model": gen}}
@@ -410,7 +416,13 @@ def evaluate_params(config: dict[str, Any], run: Run) -> str:
     kept = {k: v for k, v in r["metrics"].items() if k not in others}
     if "comet" in kept:  # where the COMET interpreter lives, its GPUs: no score changes
         kept["comet"] = {k: v for k, v in kept["comet"].items() if k not in ("python", "gpus")}
+    if "true_nli" in kept:  # nor what its job asks a cluster for
+        kept["true_nli"] = _without(kept["true_nli"], "resources")
     return canonical_json({"run": r["run"], **kept})
+
+
+def _without(section: dict[str, Any] | None, key: str) -> dict[str, Any]:
+    return {k: v for k, v in (section or {}).items() if k != key}
 
 
 def scores_comet(config: dict[str, Any], run: Run) -> bool:

@@ -7,8 +7,9 @@ instead of failing a job hours later. A directory stands for the files in it (hi
 out), so that a file replaced inside it counts too.
 
 Keys that take a hub id or a local path (models, retrievers, metric models, checkpoints) are
-local when they look local: an absolute path, one starting with `./`, `../` or `~`, or one that
-exists (relative to the working directory); a hub id stays a param (it is in the job's params).
+local when they look local (repro.config_checks.looks_local: absolute, `./`, `../`, `~`, a
+trailing `/`, or existing relative to the working directory); a hub id stays a param (it is in
+the job's params).
 
 Each function returns [(config key, path)]; `paths` keeps the paths. Light on purpose: Snakemake
 calls these while it builds the DAG.
@@ -21,17 +22,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from repro.config_checks import looks_local
 from repro.data.schema import SPLITS
 
 Named = list[tuple[str, str]]
 GLOB_CHARS = ("*", "?", "[")
 # Metric sections naming a model, and the job that loads it (metrics.comet: the comet job)
 METRIC_MODELS = ("bertscore", "comet", "grounding", "true_nli")
-
-
-def looks_local(ref: str) -> bool:
-    """A path, not a hub id (see the module docstring)."""
-    return ref.startswith(("/", "./", "../", "~")) or Path(ref).expanduser().exists()
 
 
 def expand(path: str) -> list[str]:

@@ -96,6 +96,7 @@ def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:
     """One line per training run whose model asks for several GPUs: its GPUs, memory, time and
     the command its job runs (Snakemake prints these when it plans the workflow)."""
     from repro.config import model_resources, training_stages
+    from repro.runs import run_dir, runs_root
 
     lines = []
     for run in runs:
@@ -105,8 +106,8 @@ def launch_plan(config: dict[str, Any], runs: Sequence[Any]) -> list[str]:
         for stage in training_stages(config, run):  # cosup `separate`: a second job, Embseq
             rule, ckpt = (("train_embseq", "checkpoints_embseq") if stage == "embseq"
                           else ("train", "checkpoints"))
-            cmd = launch_command(res["gpu"], "repro.train_cli",
-                                 [f"{run.dir}/{ckpt}/launch.json"], python="python")
+            job_file = f"{run_dir(run, runs_root(config))}/{ckpt}/launch.json"
+            cmd = launch_command(res["gpu"], "repro.train_cli", [job_file], python="python")
             lines.append(f"{rule} {run.id}: {res['gpu']} GPUs, {res['mem_mb']} MB, "
                          f"{res['runtime']} min: {' '.join(cmd)}")
     return lines

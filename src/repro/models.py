@@ -127,13 +127,14 @@ def build_tiny(name: str, model_cfg: dict[str, Any], texts: list[str], out_dir: 
 
 def resolve_hf(name: str, model_cfg: dict[str, Any]) -> dict[str, Any]:
     """Check a hub id or local path resolves (offline: from the local cache) and describe it."""
+    from repro.config_checks import looks_local as _looks_local
+    from repro.config_checks import model_path_problem
+
     path = model_cfg["path"]
-    looks_local = path.startswith(("/", "./", "../", "~")) or Path(path).exists()
-    if looks_local and not Path(path).expanduser().is_dir():
-        raise ConfigError(
-            f"models.{name}.path: local model directory '{path}' does not exist; "
-            "set models.{name}.path to a checkpoint directory or a hub id".replace("{name}", name)
-        )
+    looks_local = _looks_local(path)
+    problem = model_path_problem(name, path)  # also checked when the DAG is built
+    if problem:
+        raise ConfigError(problem)
     from transformers import AutoConfig
 
     try:
@@ -164,6 +165,23 @@ def load_model(path: str, arch: str, dtype=None):
 
     cls = AutoModelForSeq2SeqLM if arch == ENCODER_DECODER else AutoModelForCausalLM
     return _from_pretrained(cls, path, dtype)
+
+
+def initial_model(manifest: dict[str, Any], seed: int):
+    """The model a run's training starts from: an hf checkpoint as saved; a tiny model newly
+    initialised from the run's seed (its base model directory holds seed 0's weights, so seed
+    0 starts from exactly those), so that the seeds of a tiny run differ in their
+    initialisation too, not only in data order and sampling."""
+    if manifest.get("kind") != "tiny":
+        return load_model(manifest["path"], manifest["arch"])
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    cls = AutoModelForSeq2SeqLM if manifest["arch"] == ENCODER_DECODER else AutoModelForCausalLM
+    config = AutoConfig.from_pretrained(manifest["path"])
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(seed)
+        return cls.from_config(config)
 
 
 def load_base_model(path: str, dtype=None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from repro.io import canonical_json
+from repro.runs import results_dir
 
 # --- config --------------------------------------------------------------------------------
 
@@ -20,7 +21,7 @@ def corpus_file(config: dict[str, Any], pool: str) -> tuple[str, str]:
     """(path, readable format) of the pool's corpus: the chunked jsonl for KILT's source."""
     corpus = config["pools"][pool]["corpus"]
     if corpus["format"] == "kilt_knowledgesource":
-        return f"results/pools/{pool}/corpus.jsonl", "jsonl"
+        return f"{results_dir(config)}/pools/{pool}/corpus.jsonl", "jsonl"
     return corpus["path"], corpus["format"]
 
 
@@ -70,6 +71,12 @@ def pool_resources(config: dict[str, Any], pool: str, attempt: int = 1,
             "runtime": min(runtime * attempt, res.get("max_runtime") or runtime)}
 
 
+def gpu_pools(config: dict[str, Any], stage: str) -> list[str]:
+    """The pools whose `stage` (embed, search) jobs ask for a GPU: the rules
+    pool_embeddings_gpu and search_pools_gpu run them (the GPU partition of the profile)."""
+    return [p for p in config.get("pools") or {} if pool_resources(config, p, stage=stage)["gpu"]]
+
+
 def shard_prefixes(config: dict[str, Any], pool: str) -> list[str]:
     n = config["pools"][pool]["shards"]
-    return [f"results/pools/{pool}/embeddings/{k}-of-{n}" for k in range(n)]
+    return [f"{results_dir(config)}/pools/{pool}/embeddings/{k}-of-{n}" for k in range(n)]

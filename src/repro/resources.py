@@ -14,15 +14,27 @@ decoding or embedding job's time grows likewise up to `max_runtime` (it starts o
 training job's time never grows (it resumes from its last checkpoint). A training job asks
 SLURM for SIGTERM `stop_seconds` before its time limit (`--signal=TERM@N`): the training
 catches it (repro.train.StopOnSignal), saves a checkpoint and stops; the retry resumes there.
+
+Two jobs without a model of their own are sized here too: an evaluate job that loads the TRUE
+NLI model (11B parameters; `metrics.true_nli.resources`, routed to the rule `evaluate_nli` by
+`true_nli_constraints`), and an index job, sized by the embeddings it reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 STAGES = ("train", "decode", "embed")
 DEFAULTS = {"gpu": 0, "mem_mb": 4000, "runtime": 60, "stop_seconds": 300}
+TRUE_NLI_JOB = {"gpu": 1, "mem_mb": 64000, "runtime": 240}
+"""Defaults of metrics.true_nli.resources: google/t5_xxl_true_nli_mixture is T5-11B, 22.6 GB of
+weights in bf16 on its GPU (a GPU of 40 GB or more leaves room for a batch of 1,024-token
+inputs); the host memory holds the model while it is built in bf16 before it moves to the GPU,
+plus one checkpoint shard being read."""
+NEVER = "(?!)"  # a wildcard constraint no value matches
 
 
 class ResourceError(ValueError):
@@ -112,3 +124,55 @@ def check_resources(config: dict[str, Any]) -> None:
                 f"models.{model}.resources.stop_seconds: {e['stop_seconds']} s is not shorter "
                 f"than the training time limit (runtime {e['runtime']} min): SLURM would "
                 "signal every attempt at its start")
+
+
+# --- jobs without a model of their own -----------------------------------------------------
+
+
+def true_nli_job(config: dict[str, Any]) -> dict[str, int]:
+    """gpu, mem_mb and runtime of an evaluate job that loads the TRUE NLI model
+    (metrics.true_nli.resources over TRUE_NLI_JOB). Scoring jobs are not retried."""
+    res = ((config.get("metrics") or {}).get("true_nli") or {}).get("resources") or {}
+    return {k: int(res.get(k, v)) for k, v in TRUE_NLI_JOB.items()}
+
+
+def loads_true_nli(config: dict[str, Any], run: Any) -> bool:
+    """Does the run's evaluate job load the TRUE NLI model? A knowledge run with
+    metrics.true_nli.model set and a metric that needs it (repro.metrics.availability)."""
+    from repro.metrics.availability import true_nli_metrics
+
+    metrics = config.get("metrics") or {}
+    if run.task != "knowledge" or not (metrics.get("true_nli") or {}).get("model"):
+        return False
+    dataset = config["datasets"][run.dataset]
+    return bool(true_nli_metrics(metrics, dataset.get("knowledge_metrics"), run.method))
+
+
+def name_pattern(names: Iterable[str]) -> str:
+    """A wildcard constraint matching exactly these names (none: matching nothing)."""
+    names = sorted(set(names))
+    return "|".join(re.escape(n) for n in names) if names else NEVER
+
+
+def true_nli_constraints(config: dict[str, Any], runs: Iterable[Any]) -> dict[str, str]:
+    """Wildcard constraints (task, dataset, method) of the evaluate jobs that load the TRUE NLI
+    model: the rule `evaluate_nli` takes them (one GPU, its memory), `evaluate` the others (a
+    small CPU job). Constraints are per wildcard: a run of a dataset and a method that each
+    appear among the TRUE runs, though not together, also goes to `evaluate_nli` (not in the
+    paper configs, whose knowledge runs are all cosup)."""
+    nli = [r for r in runs if loads_true_nli(config, r)]
+    return {"task": "knowledge" if nli else NEVER,
+            "dataset": name_pattern(r.dataset for r in nli),
+            "method": name_pattern(r.method for r in nli)}
+
+
+INDEX_OVERHEAD_MB = 4000
+
+
+def index_job(input_mb: float) -> dict[str, int]:
+    """mem_mb and runtime of the job that builds a test set's passage index from its embedded
+    shards (`input_mb`, float32): the shards, their concatenation and the index each hold the
+    vectors once (repro.retrieval.merge_shards; compressed kinds hold less), plus the
+    interpreter, faiss and the ids; an hour plus 10 minutes per GB read (HNSW links slowly)."""
+    mb = max(0, math.ceil(input_mb))
+    return {"mem_mb": 3 * mb + INDEX_OVERHEAD_MB, "runtime": 60 + math.ceil(10 * mb / 1000)}

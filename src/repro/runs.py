@@ -2,7 +2,8 @@
 
 A run is (task, dataset, model, method, variant, seed); its id reads
 `{task}/{dataset}/{model}/{method}/{variant}/seed{seed}` and its directory is `<root>/<id>/`
-(root `results/runs`). Rules build their paths with `dir_pattern` (Snakemake wildcards for the
+(root `<results_dir>/runs`, see `results_dir`: each config writes under its own results
+root). Rules build their paths with `dir_pattern` (Snakemake wildcards for the
 fields not fixed), the report reads run ids back with `Run.from_path`, which needs no root: a
 path holds a run id where its rightmost `seed<n>` part ends one (a file of the run directory,
 or a per-run file `<...>/<id>.<ext>`, e.g. results/plots/training/<id>.png).
@@ -16,7 +17,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import PurePath
 from typing import Any
 
-RUNS_ROOT = "results/runs"
+RUNS_ROOT = "results/runs"  # the runs of the embedded default (results_dir "results")
+DEFAULT_RESULTS = "results"
+# Config files under this name write to results/ itself: the embedded default, and a deployed
+# module's config/config.yaml (snakemake-workflows' convention).
+DEFAULT_CONFIG_STEM = "config"
 FIELDS: tuple[str, ...] = ("task", "dataset", "model", "method", "variant", "seed")
 _SEED = re.compile(r"seed(\d+)(\.[^/]*)?")
 
@@ -94,3 +99,24 @@ def id_pattern(**fixed: Any) -> str:
 def dir_pattern(root: str = RUNS_ROOT, **fixed: Any) -> str:
     """A run directory as a Snakemake path pattern (see `id_pattern`)."""
     return f"{root}/{id_pattern(**fixed)}"
+
+
+def default_results_dir(configfiles: list[str] | tuple[str, ...]) -> str:
+    """The results root of a config read from `configfiles`: `results` for no file or a file
+    named config.yaml, else `results/<stems joined by +>` (config/paper_warmup.yaml ->
+    results/paper_warmup), so that two configs never write each other's tables."""
+    stems = [PurePath(str(f)).stem for f in configfiles]
+    if not stems or stems == [DEFAULT_CONFIG_STEM]:
+        return DEFAULT_RESULTS
+    return f"{DEFAULT_RESULTS}/{'+'.join(stems)}"
+
+
+def results_dir(config: Mapping[str, Any]) -> str:
+    """The config's results root: its `results_dir` (the workflow sets it to the default of
+    its config files when unset), else `results`."""
+    return str(config.get("results_dir") or DEFAULT_RESULTS).rstrip("/")
+
+
+def runs_root(config: Mapping[str, Any]) -> str:
+    """Where the config's run directories are: `<results_dir>/runs`."""
+    return f"{results_dir(config)}/runs"

@@ -64,6 +64,9 @@ METRIC_NAMES: dict[str, str] = {
     "str_hit": "STR-Hit",
     "claims_nli": "Claim recall",
     "support_exist": "Gold page retrieved",
+    # what a knowledge run's grounding was computed as (its `metric` field, metrics.json)
+    "grounding_spans": "Revised AutoAIS (spans)",
+    "grounding_sentences": "NLI citation recall (sentences)",
 }
 
 

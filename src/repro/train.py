@@ -32,7 +32,7 @@ from repro.device import (
 from repro.errors import ConfigError
 from repro.io import write_jsonl
 from repro.methods import get_method
-from repro.models import load_model, load_tokenizer
+from repro.models import initial_model, load_tokenizer
 from repro.train_logging import LOG_EVERY, LogPoints
 
 
@@ -210,7 +210,7 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
     tokenizer = load_tokenizer(manifest["path"], arch)
     method = get_method(run["method"], resolved["method"]["options"], tokenizer, arch,
                         run.get("variant"))
-    model = method.prepare_model(load_model(manifest["path"], arch), manifest["path"])
+    model = method.prepare_model(initial_model(manifest, run["seed"]), manifest["path"])
     world = world_size()
     parallel = parallel_arguments(training, model, world)
     train_set = method.encode_split(data_dir / "train.jsonl", training)

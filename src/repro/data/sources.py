@@ -401,11 +401,50 @@ def _load_rows(spec: dict[str, Any], where: str) -> tuple[list[Record], int]:
         hint = (" (download it first: scripts/predownload.py, the source's `download`)"
                 if spec.get("download") else "")
         raise DataError(f"local source: file for {where} not found: {path}{hint}")
-    rows, bad = _read_file(path, _format(path, spec.get("format")),
-                           bool(spec.get("lenient", False)), bool(spec.get("header", True)),
-                           spec.get("field"))
+    fmt = _format(path, spec.get("format"))
+    rows, bad = _read_file(path, fmt, bool(spec.get("lenient", False)),
+                           bool(spec.get("header", True)), spec.get("field"))
+    if not rows and not bad:
+        raise DataError(_empty_file_message(path, fmt, where, bool(spec.get("header", True))))
     idx = _indices(len(rows), spec, where)
     return (rows if idx is None else [rows[i] for i in idx]), bad
+
+
+def _empty_file_message(path: Path, fmt: str, where: str, header: bool) -> str:
+    """What an input file without rows is: 0 bytes, or (tsv) a header line and nothing else."""
+    if path.stat().st_size == 0:
+        what = "is empty (0 bytes)"
+    elif fmt == "tsv" and header:
+        what = "has a header line but no rows"
+    else:
+        what = "holds no rows"
+    hint = " (a TSV file needs a header row naming its columns, then one row per record)" if (
+        fmt == "tsv") else ""
+    return f"local source: the file of {where}, {path}, {what}{hint}"
+
+
+# Fields a record of each task cannot do without when `columns` is not given (the others have
+# defaults, see map_row): they must be columns of the file.
+NEEDED_FIELDS = {"translation": ("source", "target"), "summarization": ("source", "target"),
+                 "knowledge": ("source",), "multiple_choice": ()}
+
+
+def check_columns(rows: list[Record], columns: dict[str, Any] | None, task: str,
+                  what: str) -> None:
+    """Every path of `columns` (or, without it, each field the task needs) is found in some
+    row; else DataError naming `what` (the user's file), the column, and the columns found."""
+    if not rows:
+        return
+    wanted = columns if columns else {f: f for f in NEEDED_FIELDS[task]}
+    for field, path in wanted.items():
+        for p in path if isinstance(path, list) else [path]:
+            if any(_lookup(row, p) is not _MISSING for row in rows):
+                continue
+            found = sorted({str(k) for row in rows[:1000] for k in row})
+            how = (f"mapped to `{field}` by source.columns" if columns else
+                   f"the task's `{field}` field; map your column to it in source.columns")
+            raise DataError(f"{what}: no column {p!r} ({how}); columns found: "
+                            f"{', '.join(found)}")
 
 
 def _join(rows: list[Record], join: dict[str, Any], split_spec: dict[str, Any], where: str
@@ -519,6 +558,7 @@ def _fetch_rows(source: dict[str, Any], task: str) -> FetchResult:
         if spec.get("convert"):
             records = _convert(rows, spec, task, where, st, inline)
         else:
+            check_columns(rows, spec.get("columns"), task, _what(spec, where))
             records = []
             for i, row in enumerate(rows):
                 rec = map_row(row, spec.get("columns"), task, split, i)
@@ -533,6 +573,13 @@ def _fetch_rows(source: dict[str, Any], task: str) -> FetchResult:
         pstats = {"passages": {**pstats.get("passages", {"read": 0, "malformed_lines": 0}),
                                "inline": len(inline)}}
     return FetchResult(splits=splits, passages=passages, stats={**stats, **pstats})
+
+
+def _what(spec: dict[str, Any], where: str) -> str:
+    """The user's file (or hub dataset) of a split, for messages."""
+    if spec.get("kind") == "local":
+        return f"local source {spec.get('file')} ({where})"
+    return f"hf dataset {spec.get('path')!r} ({where})"
 
 
 def fetch(source: dict[str, Any], task: str) -> FetchResult:

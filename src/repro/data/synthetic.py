@@ -431,6 +431,15 @@ GENERATORS: dict[str, tuple[Callable[[dict[str, Any], int], FetchResult], dict[s
 }
 
 
+def check_options(generator: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The generator's options with its defaults; DataError for an unknown generator or key
+    (the workflow checks them while it builds the DAG)."""
+    if generator not in GENERATORS:
+        raise DataError(f"unknown synthetic generator {generator!r}; expected one of "
+                        f"{sorted(GENERATORS)}")
+    return _options(generator, options or {}, GENERATORS[generator][1])
+
+
 def generate(generator: str, options: dict[str, Any], seed: int) -> FetchResult:
     """Build the synthetic dataset `generator` (a task name) from `options` and `seed`."""
     if generator not in GENERATORS:

@@ -142,6 +142,55 @@ def grounding_problems(cfg: dict[str, Any]) -> list[str]:
     return _hf_model("metrics.grounding.model", str(name))
 
 
+SPAN_METHODS = ("cosup",)
+"""Methods whose predictions carry [Cs]...[Ce] spans (repro.methods.cosup), which the span
+grounding checks; other methods' runs skip it without loading the TRUE model."""
+
+
+def true_nli_metrics(metrics: dict[str, Any], knowledge_metrics: dict[str, Any] | None,
+                     method: str | None = None) -> list[str]:
+    """The metrics of a knowledge run that load the TRUE NLI model (metrics.true_nli): claim
+    recall where the dataset's correctness is `claims_nli` (ALCE-ELI5), the grounding where
+    metrics.grounding.kind is `spans` and the method marks spans (method None: any)."""
+    out = []
+    if (knowledge_metrics or {}).get("correctness") == "claims_nli":
+        out.append("claims_nli")
+    if ((metrics.get("grounding") or {}).get("kind") == "spans"
+            and (method is None or method in SPAN_METHODS)):
+        out.append("grounding")
+    return out
+
+
+def punkt_problems() -> list[str]:
+    """The official sentence split of the span grounding needs NLTK's trained Punkt."""
+    import nltk.data
+
+    try:
+        nltk.data.find("tokenizers/punkt_tab")
+        return []
+    except LookupError:
+        return ["metrics.grounding.kind spans: NLTK's punkt_tab is not installed (the official "
+                f"sentence split); {FETCH}"]
+
+
+def knowledge_problems(config: dict[str, Any]) -> list[str]:
+    """Problems of the knowledge metrics: the TRUE NLI model where claim recall or the span
+    grounding needs it, else the sentence grounding's NLI model."""
+    metrics = config.get("metrics", {})
+    needs = {m for d in (config.get("datasets") or {}).values() if d.get("task") == "knowledge"
+             for m in true_nli_metrics(metrics, d.get("knowledge_metrics"))}
+    grounding = metrics.get("grounding") or {}
+    out = [] if grounding.get("kind") == "spans" else grounding_problems(grounding)
+    if needs:
+        name = (metrics.get("true_nli") or {}).get("model")
+        what = " and ".join(sorted(needs))
+        out += (_hf_model("metrics.true_nli.model", str(name)) if name else
+                [f"metrics.true_nli.model: not set (the TRUE NLI model of {what})"])
+    if "grounding" in needs:
+        out += punkt_problems()
+    return out
+
+
 def metric_problems(config: dict[str, Any], tasks: set[str] | list[str],
                     comet_env_ready: bool = False) -> list[str]:
     """What keeps a metric of the config's tasks from running offline (empty: nothing).
@@ -154,7 +203,7 @@ def metric_problems(config: dict[str, Any], tasks: set[str] | list[str],
     if "summarization" in tasks:
         out += bertscore_problems(metrics.get("bertscore") or {})
     if "knowledge" in tasks:
-        out += grounding_problems(metrics.get("grounding") or {})
+        out += knowledge_problems(config)
     return out
 
 

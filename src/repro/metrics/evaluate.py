@@ -212,14 +212,18 @@ def _alce_metrics(outs: list[str], references: list[dict[str, Any]], correctness
 def _grounding(preds: list[dict[str, Any]], hyps: list[str], passages: list[dict[str, Any]],
                retrieved: list[list[dict[str, Any]]] | None, cfg: dict[str, Any]
                ) -> tuple[dict[str, Any], list[float | None]]:
+    """The grounding entry, naming what it was computed as (`metric`: grounding_spans or
+    grounding_sentences), and its per-example scores."""
     g = cfg.get("grounding") or {}
     kind = g.get("kind") or "sentences"
     if kind == "spans":
         index = passage_index(passages, "passages.jsonl")
-        return span_grounding(preds, index, g, cfg.get("true_nli") or {})
-    if kind != "sentences":
+        entry, scores = span_grounding(preds, index, g, cfg.get("true_nli") or {})
+    elif kind == "sentences":
+        entry, scores = grounding(hyps, retrieved, g)
+    else:
         raise ValueError(f"metrics.grounding.kind: {kind!r} is not one of ['sentences', 'spans']")
-    return grounding(hyps, retrieved, g)
+    return {**entry, "metric": f"grounding_{kind}"}, scores
 
 
 def knowledge_metrics(

@@ -17,7 +17,10 @@ ColKey = tuple[str, str]  # (metric label, dataset or average column)
 
 @dataclass(frozen=True)
 class Cell:
-    """One table cell before formatting; no mean and no notes means no run ("-")."""
+    """One table cell before formatting: no mean and no notes means no run ("-"); no mean with
+    notes a metric that could not be computed ("skipped"), or, `not_applicable`, one that is
+    not a metric of the dataset ("n/a", e.g. ALCE's retrieval, which the paper does not score).
+    """
 
     mean: float | None = None
     std: float | None = None  # sample std (ddof=1) over seeds; shown only when n > 1
@@ -26,6 +29,7 @@ class Cell:
     notes: tuple[int, ...] = ()  # footnote numbers (skip reasons)
     marks: str = ""  # e.g. significance marks, appended after the number
     p_value: float | None = None  # paired bootstrap p against the baseline row, if tested
+    not_applicable: bool = False  # no score by design (never a failure)
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,17 @@ def format_cell(
     cell: Cell, digits: int = 2, pm: str = " ± ", note: str = " [{}]",
     mark: Callable[[str], str] = str,
 ) -> str:
-    """Text of a cell: "11.00 ± 1.41† (+3.00)", "19.00", "n/a [1]" or "-".
+    """Text of a cell: "11.00 ± 1.41† (+3.00)", "19.00", "skipped [1]" (could not be
+    computed), "n/a [1]" or "n/a" (not a metric of this dataset), or "-" (no run).
 
     `pm`, `note` (a format string for a footnote number) and `mark` (maps the marks) let other
     renderers (LaTeX, HTML) reuse this single formatter.
     """
     notes = _notes(cell.notes, note)
     if cell.mean is None:
-        return f"n/a{notes}" if notes else "-"
+        if cell.not_applicable:
+            return f"n/a{notes}"
+        return f"skipped{notes}" if notes else "-"
     text = f"{cell.mean:.{digits}f}"
     if cell.n > 1 and cell.std is not None:
         text += f"{pm}{cell.std:.{digits}f}"

@@ -40,6 +40,7 @@ class Published:
     baselines: tuple[str, ...] = ()
     note: str = ""
     paper: str = ""
+    tag: str = ""  # how reliable the source is: [PAPER] the paper itself, [SECONDARY] a third party
 
 
 def load_published(path: str | Path | None) -> tuple[list[Published], dict[str, dict[str, list]]]:
@@ -88,6 +89,7 @@ def load_published(path: str | Path | None) -> tuple[list[Published], dict[str, 
                         baselines=(base,) if isinstance(base, str) else tuple(base),
                         note=str(e.get("note") or ""),
                         paper=str(paper),
+                        tag=str(e.get("tag") or ""),
                     )
                 )
     groups = {
@@ -112,6 +114,8 @@ class Ours:
     baseline: str  # the table's baseline selector ("method" or "method/variant")
     mean: Callable[[RowKey | None, str, str], float | None]  # (row, label, column)
     baseline_row: Callable[[RowKey, str], RowKey | None]  # (row, selector)
+    # (row, label, column): the metric is not one of that column's datasets (left out of "*")
+    not_applicable: Callable[[RowKey | None, str, str], bool] = lambda row, label, col: False
 
 
 @dataclass
@@ -163,7 +167,8 @@ def place_published(entries: Sequence[Published], ours: Ours,
         if e.model not in models or not covered:
             elsewhere += 1  # about runs this config does not have: counted, not listed
             continue
-        note = footnote(f"published: {e.source}" + (f" ({e.note})" if e.note else ""))
+        note = footnote(f"published{f' {e.tag}' if e.tag else ''}: {e.source}"
+                        + (f" ({e.note})" if e.note else ""))
         what = f"{e.method} {'gain' if e.gain is not None else ''} {e.metric}".replace("  ", " ")
         if not rows or col is None:
             where = e.dataset or e.group or f"average over {len(e.datasets)} datasets"
@@ -179,6 +184,9 @@ def place_published(entries: Sequence[Published], ours: Ours,
             unplaced.append(f"{e.model} {what}: metric not in this table [{note}]")
             continue
         for row in rows:
+            if e.metric == "*":  # the paper's columns that apply to the datasets of `col`
+                labels = [lab for lab in ours.paper_labels
+                          if not ours.not_applicable(row, lab, col)]
             value, gain = _ours(e, row, col, labels, ours)
             pub = PubCell(e.value, e.gain,
                           None if e.value is None or value is None else value - e.value,

@@ -62,7 +62,8 @@ def to_markdown(table: TaskTable) -> str:
     lines = [f"# {task_name(table.task)} results", "", f"{table.title}.", ""]
     for title, cols in table.panel_columns(markdown=True):
         if title:
-            lines += [f"## {title}", ""]
+            note = table.label_notes.get(title)
+            lines += [f"## {title}" + (f" [{note}]" if note else ""), ""]
             header = [d for _, d in cols]
         else:
             header = [f"{m} ({d})" for m, d in cols]
@@ -157,7 +158,8 @@ def top_of(table: TaskTable, col: ColKey) -> str:
 
 CELL_COLUMNS: tuple[str, ...] = (
     "task", "model", "method", "variant", "metric", "column", "mean", "std", "n_seeds", "gain",
-    "baseline", "p_value", "published_value", "published_gain", "diff_value", "diff_gain",
+    "baseline", "p_value", "not_applicable", "published_value", "published_gain", "diff_value",
+    "diff_gain",
 )
 
 
@@ -172,7 +174,8 @@ def cells_frame(table: TaskTable) -> pd.DataFrame:
                 "task": table.task, "model": row[0], "method": row[1], "variant": row[2],
                 "metric": col[0], "column": col[1], "mean": c.mean, "std": c.std,
                 "n_seeds": c.n, "gain": c.gain, "baseline": table.baseline_method,
-                "p_value": c.p_value, "published_value": pub.value,
+                "p_value": c.p_value, "not_applicable": c.not_applicable,
+                "published_value": pub.value,
                 "published_gain": pub.gain, "diff_value": pub.diff_value,
                 "diff_gain": pub.diff_gain,
             })
@@ -315,7 +318,8 @@ def _fmt(v: Any) -> str:
 
 def runs_page(results: Sequence[dict[str, Any]], configs: Mapping[str, Any]) -> str:
     """Every run: its metrics, provenance, and resolved config (collapsed)."""
-    body = ["<p>One row per run: every metric (n/a = skipped, with the reason on hover), the"
+    body = ["<p>One row per run: every metric (skipped = could not be computed, n/a = not a"
+            " metric of this run; the reason on hover), the"
             " provenance stamped in its metrics.json, and below the resolved config each job"
             " of the run received.</p>"]
     for task in dict.fromkeys(r["task"] for r in results):
@@ -330,8 +334,9 @@ def runs_page(results: Sequence[dict[str, Any]], configs: Mapping[str, Any]) -> 
             for m in metrics:
                 e = (r.get("metrics") or {}).get(m)
                 if isinstance(e, dict) and "skipped" in e:
+                    shown = "n/a" if e.get("not_applicable") else "skipped"
                     cells.append(f"<td class='num' title='{html.escape(str(e['skipped']))}'>"
-                                 "n/a</td>")
+                                 f"{shown}</td>")
                 else:
                     v = e.get("value") if isinstance(e, dict) else e
                     cells.append(f"<td class='num'>{html.escape(_fmt(v))}</td>")

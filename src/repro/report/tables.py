@@ -33,8 +33,13 @@ from repro.tasks import TASK_METRICS, metric_name, task_name
 
 PROVENANCE_COLUMNS: tuple[str, ...] = ("config_sha256", "git_commit")
 TIDY_COLUMNS: tuple[str, ...] = (
-    *RUN_KEYS, "metric", "value", "skipped_reason", "signature", *PROVENANCE_COLUMNS,
+    *RUN_KEYS, "metric", "value", "skipped_reason", "not_applicable", "alias_of", "signature",
+    *PROVENANCE_COLUMNS,
 )
+"""One row per (run, metric). not_applicable: skipped by design (not a metric of the dataset),
+never a failure; alias_of: the metric an alias entry (knowledge: correctness, retrieval,
+grounding) was computed as, its `metric` field in metrics.json ("none": not applicable)."""
+TIDY_TYPES: dict[str, str] = {"seed": "int64", "value": "float64", "not_applicable": "bool"}
 ROW_KEYS: tuple[str, ...] = ("model", "method", "variant")
 AVG = "Avg"
 
@@ -49,6 +54,7 @@ class MetricSpec:
     label: str
     candidates: tuple[str, ...]
     in_paper: bool = True  # False: our extra column, left out of the published "*" averages
+    note: str = ""  # the footnote of the column (else one naming the metric of each dataset)
 
 
 @dataclass(frozen=True)
@@ -67,37 +73,40 @@ class TableSpec:
     extra_metrics: bool = True  # also show metrics the spec does not name (the csv has all)
 
 
-def _m(*keys: str, label: str | None = None, in_paper: bool = True) -> MetricSpec:
-    return MetricSpec(label or metric_name(keys[0]), tuple(keys), in_paper)
+def _m(*keys: str, label: str | None = None, in_paper: bool = True, note: str = ""
+       ) -> MetricSpec:
+    return MetricSpec(label or metric_name(keys[0]), tuple(keys), in_paper, note)
 
 
 TABLE_SPECS: dict[str, TableSpec] = {
     "translation": TableSpec(
         "translation",
-        "Translation: SFT vs warmup per direction (Warmup Generations, mT5-base table)",
+        "Translation: methods per direction",
         (_m("bleu"), _m("comet"), _m("chrf")),
         panels=True,
     ),
     "summarization": TableSpec(
         "summarization",
-        "Summarization (Warmup Generations, XSum table)",
+        "Summarization",
         (_m("rouge1"), _m("rouge2"), _m("rougeL"), _m("bertscore")),
     ),
     "multiple_choice": TableSpec(
         "multiple_choice",
-        "Logical reasoning, multiple choice (Warmup Generations, LogiQA 2.0 table)",
+        "Multiple choice",
         (_m("macro_f1"), _m("accuracy")),
     ),
     "knowledge": TableSpec(
         "knowledge",
-        "Information seeking (token-sequence co-supervision main table)",
+        "Information seeking",
         (
             _m("correctness", "answer_em", "str_em", "claims_nli", "answer_in_output",
                "accuracy", "exact_match", label="Correctness"),
             _m("retrieval", "r_precision", "answer_in_retrieved", "support_em", "support_exist",
                label="Retrieval"),
             _m("grounding", "citation_rec", label="Grounding"),
-            _m("r_precision", label="R-precision", in_paper=False),
+            _m("r_precision", label="R-precision (not in paper)", in_paper=False,
+               note="KILT's R-precision of the retrieved pages (`r_precision`), a secondary "
+                    "column of ours; the paper's retrieval score is the Retrieval column"),
         ),
         by_dataset=True,
         md_panels=True,  # 4 metrics x (datasets + averages) columns: too wide for Markdown
@@ -111,28 +120,35 @@ TABLE_SPECS: dict[str, TableSpec] = {
 }
 
 
-def table_spec(task: str, baselines: Mapping[str, str] | None = None) -> TableSpec:
+def table_spec(task: str, baselines: Mapping[str, str] | None = None,
+               titles: Mapping[str, str] | None = None) -> TableSpec:
     """The spec of a task's table; unknown tasks get one column per metric, in record order.
     `baselines` (task -> "method" or "method/variant", the config's report.baselines) is
-    tried before the spec's own baselines."""
+    tried before the spec's own baselines; `titles` (task -> caption, the config's
+    report.titles) replaces the neutral title (a paper config names its paper table there)."""
     spec = TABLE_SPECS.get(task, TableSpec(task, f"{task_name(task)} results", ()))
     chosen = (baselines or {}).get(task)
-    return replace(spec, baselines=(chosen, *spec.baselines)) if chosen else spec
+    if chosen:
+        spec = replace(spec, baselines=(chosen, *spec.baselines))
+    title = (titles or {}).get(task)
+    return replace(spec, title=title) if title else spec
 
 
 # --- tidy per-run rows ----------------------------------------------------------------------
 
 
-def _metric_entry(entry: Any) -> tuple[float, str, str]:
-    """(value, skipped_reason, signature) of one metrics.json entry (a dict or a bare number)."""
-    if isinstance(entry, dict):
-        if "skipped" in entry:
-            return math.nan, str(entry["skipped"]) or "skipped", str(entry.get("signature") or "")
-        value = entry.get("value")
-        signature = str(entry.get("signature") or "")
-    else:
-        value, signature = entry, ""
-    return (math.nan if value is None else float(value)), "", signature
+def _metric_entry(entry: Any) -> dict[str, Any]:
+    """value, skipped_reason, not_applicable, alias_of and signature of one metrics.json entry
+    (a dict or a bare number); value NaN when skipped."""
+    if not isinstance(entry, dict):
+        entry = {"value": entry}
+    skipped = "skipped" in entry
+    value = entry.get("value")
+    return {"value": math.nan if skipped or value is None else float(value),
+            "skipped_reason": (str(entry["skipped"]) or "skipped") if skipped else "",
+            "not_applicable": skipped and bool(entry.get("not_applicable")),
+            "alias_of": str(entry.get("metric") or ""),
+            "signature": str(entry.get("signature") or "")}
 
 
 def tidy_frame(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
@@ -157,31 +173,28 @@ def tidy_frame(results: Sequence[dict[str, Any]]) -> pd.DataFrame:
         canonical = TASK_METRICS.get(r["task"], ())
         order = [m for m in canonical if m in metrics] + [m for m in metrics if m not in canonical]
         for m in order:
-            value, reason, signature = _metric_entry(metrics[m])
             rows.append(
                 {
                     **{k: (int(r[k]) if k == "seed" else str(r[k])) for k in RUN_KEYS},
                     "metric": m,
-                    "value": value,
-                    "skipped_reason": reason,
-                    "signature": signature,
+                    **_metric_entry(metrics[m]),
                     **{k: str(prov.get(k) or "") for k in PROVENANCE_COLUMNS},
                 }
             )
     df = pd.DataFrame(rows, columns=list(TIDY_COLUMNS))
-    return df.astype({"seed": "int64", "value": "float64"})
+    return df.astype(TIDY_TYPES)
 
 
 def read_tidy_csv(path: str | Path) -> pd.DataFrame:
     """Read a tidy CSV written by `write_task_tables` back into the `tidy_frame` layout."""
-    text_cols = [c for c in TIDY_COLUMNS if c not in ("seed", "value")]
+    text_cols = [c for c in TIDY_COLUMNS if c not in TIDY_TYPES]
     df = pd.read_csv(
         path,
         dtype={c: str for c in text_cols},
         keep_default_na=False,
         na_values={"value": [""]},
     )
-    return df.astype({"seed": "int64", "value": "float64"})[list(TIDY_COLUMNS)]
+    return df.astype(TIDY_TYPES)[list(TIDY_COLUMNS)]
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -209,6 +222,7 @@ class TaskTable:
     datasets: list[str] = field(default_factory=list)
     groups: dict[str, list[str]] = field(default_factory=dict)  # average columns -> datasets
     metric_keys: dict[str, list[tuple[str, list[str]]]] = field(default_factory=dict)
+    label_notes: dict[str, int] = field(default_factory=dict)  # label -> its footnote number
     published: dict[RowKey, dict[ColKey, PubCell]] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)  # lines under the table (published "*")
     provenance: list[str] = field(default_factory=list)
@@ -245,7 +259,10 @@ class TaskTable:
         )
         if groups:
             text += f" ({groups}: over the datasets of that group)"
-        text += "; - = no result; n/a = metric skipped. Scores on 0-100."
+        text += (", leaving out datasets where the metric does not apply; - = no run;"
+                 " n/a = not a metric of this dataset (by design, not a failure; the footnote"
+                 " says why); skipped = could not be computed (the footnote says why)."
+                 " Scores on 0-100.")
         if self.published:
             text += (
                 " Rows `published`: the published number and (published gain); after Δ our"
@@ -424,6 +441,7 @@ class SeedStats:
     std: float | None  # sample std (ddof=1), None with fewer than two values
     n: int  # seeds with a value
     reasons: tuple[str, ...]  # why the metric was skipped, where it was
+    not_applicable: bool = False  # no value, and every seed skipped it by design
 
 
 Stats = dict[tuple[RowKey, str, str], SeedStats]  # (row, label, dataset)
@@ -441,26 +459,48 @@ def seed_stats(tidy: pd.DataFrame, specs: Sequence[MetricSpec], chosen: Chosen) 
                 continue
             sub = g[g["metric"] == key]
             vals = sub["value"].dropna()
+            skipped = sub[sub["skipped_reason"] != ""]
+            na = not len(vals) and len(sub) > 0 and bool(sub["not_applicable"].all())
             stats[((model, method, variant), ms.label, dataset)] = SeedStats(
                 float(vals.mean()) if len(vals) else None,
                 float(vals.std(ddof=1)) if len(vals) > 1 else None,
                 len(vals),
-                tuple(_unique(sub.loc[sub["skipped_reason"] != "", "skipped_reason"])),
+                tuple(_unique(f"not applicable: {why}" if n_a else why for why, n_a in zip(
+                    skipped["skipped_reason"], skipped["not_applicable"], strict=True))),
+                na,
             )
     return stats
+
+
+def not_applicable_in(stats: Stats, averages: Mapping[str, Sequence[str]]
+                      ) -> Callable[[RowKey | None, str, str], bool]:
+    """na(row, label, column): does the metric not apply there? True on a dataset where every
+    seed skipped it by design, and on an average column all of whose datasets are such."""
+    def na(row: RowKey | None, label: str, col: str) -> bool:
+        if row is None:
+            return False
+        cols = averages.get(col, [col])
+        return all((s := stats.get((row, label, d))) is not None and s.not_applicable
+                   for d in cols)
+
+    return na
 
 
 def column_mean(stats: Stats, averages: Mapping[str, Sequence[str]]
                 ) -> Callable[[RowKey | None, str, str], float | None]:
     """mean(row, label, column): the seed mean on a dataset, or for an average column the mean
-    of its datasets' means when every one of them has one (else None)."""
+    of its datasets' means, leaving out datasets where the metric does not apply, when every
+    other one has a mean (else None)."""
+    na = not_applicable_in(stats, averages)
+
     def mean(row: RowKey | None, label: str, col: str) -> float | None:
         if row is None:
             return None
         if col not in averages:
             s = stats.get((row, label, col))
             return s.mean if s else None
-        vals = [s.mean if (s := stats.get((row, label, d))) else None for d in averages[col]]
+        vals = [s.mean if (s := stats.get((row, label, d))) else None for d in averages[col]
+                if not na(row, label, d)]
         known = [v for v in vals if v is not None]
         return sum(known) / len(vals) if vals and len(known) == len(vals) else None
 
@@ -481,13 +521,15 @@ def table_cells(
     significance mark where p < ALPHA (datasets only, not averages), skip-reason footnotes
     (numbered in reading order, appended to `footnotes`)."""
     mean = column_mean(stats, averages)
+    na = not_applicable_in(stats, averages)
     cells: dict[tuple[RowKey, ColKey], Cell] = {}
     for row in rows:
         base = baseline_row(rows, row, baseline)
         for label, col in columns:
             value = mean(row, label, col)
             if col in averages:
-                s = SeedStats(value, None, 1 if value is not None else 0, ())
+                s = SeedStats(value, None, 1 if value is not None else 0, (),
+                              na(row, label, col))
             else:
                 s = stats.get((row, label, col), SeedStats(None, None, 0, ()))
             notes = tuple(_footnote(footnotes, reason) for reason in s.reasons)
@@ -496,26 +538,51 @@ def table_cells(
             key = chosen.get((*row, col, label))
             p = pvalues.get((row, key, col)) if key and col not in averages else None
             marks = MARK if p is not None and p < ALPHA and value is not None else ""
-            cells[(row, (label, col))] = Cell(value, s.std, s.n, gain, notes, marks, p)
+            cells[(row, (label, col))] = Cell(value, s.std, s.n, gain, notes, marks, p,
+                                              s.not_applicable)
     return cells
 
 
-def metric_key_notes(specs: Sequence[MetricSpec], chosen: Chosen, footnotes: list[str]
-                     ) -> dict[str, list[tuple[str, list[str]]]]:
-    """Which metric key fills each label, on which datasets; a footnote where a key is not the
-    label's obvious one ("Correctness = `answer_in_output`")."""
+NOT_APPLICABLE = "none"  # the `metric` of an alias entry that does not apply (ALCE retrieval)
+
+
+def computed_as(tidy: pd.DataFrame, chosen: Chosen) -> dict[tuple[str, str], list[str]]:
+    """(label, dataset) -> the metrics its cells were computed as: the chosen key's `metric`
+    field in metrics.json (aliases: correctness, retrieval, grounding), else the key itself."""
+    alias = {(row.model, row.method, row.variant, row.dataset, row.metric): row.alias_of
+             for row in tidy.itertuples() if row.alias_of}
+    out: dict[tuple[str, str], list[str]] = {}
+    for (model, method, variant, d, label), key in chosen.items():
+        kind = alias.get((model, method, variant, d, key), key)
+        if kind not in out.setdefault((label, d), []):
+            out[(label, d)].append(kind)
+    return out
+
+
+def metric_key_notes(specs: Sequence[MetricSpec], chosen: Chosen, footnotes: list[str],
+                     tidy: pd.DataFrame, datasets: Sequence[str]
+                     ) -> tuple[dict[str, list[tuple[str, list[str]]]], dict[str, int]]:
+    """(metric -> datasets per label, label -> footnote number). A label gets a footnote
+    naming the metric of each dataset (from the runs' metrics.json, "Correctness: STR-EM
+    `str_em` (alce_asqa); ...") unless one metric of the label's own name fills it everywhere;
+    a spec's `note` replaces it."""
+    kinds = computed_as(tidy, chosen)
     metric_keys: dict[str, list[tuple[str, list[str]]]] = {}
+    notes: dict[str, int] = {}
     for ms in specs:
         by_key: dict[str, list[str]] = {}
-        for (_, _, _, d, label), key in chosen.items():
-            if label == ms.label and d not in by_key.get(key, []):
-                by_key.setdefault(key, []).append(d)
+        for d in datasets:
+            for kind in kinds.get((ms.label, d), []):
+                by_key.setdefault(kind, []).append(d)
         metric_keys[ms.label] = list(by_key.items())
-        if any(metric_name(k) != ms.label for k in by_key):
-            parts = [f"`{k}` ({', '.join(ds)})" if len(by_key) > 1 else f"`{k}`"
-                     for k, ds in by_key.items()]
-            _footnote(footnotes, f"{ms.label} = " + "; ".join(parts))
-    return metric_keys
+        if ms.note:
+            notes[ms.label] = _footnote(footnotes, f"{ms.label}: {ms.note}")
+        elif any(metric_name(k) != ms.label for k in by_key):
+            parts = [("not applicable" if k == NOT_APPLICABLE else f"{metric_name(k)} `{k}`")
+                     + (" (every dataset)" if len(ds) == len(datasets) > 1
+                        else f" ({', '.join(ds)})") for k, ds in by_key.items()]
+            notes[ms.label] = _footnote(footnotes, f"{ms.label}: " + "; ".join(parts))
+    return metric_keys, notes
 
 
 def signatures_of(tidy: pd.DataFrame, specs: Sequence[MetricSpec], chosen: Chosen
@@ -566,6 +633,7 @@ def task_table(
     pvalues: Mapping[tuple[RowKey, str, str], float] | None = None,
     published: Sequence[Published] = (),
     significance: str = "",
+    titles: Mapping[str, str] | None = None,
 ) -> TaskTable:
     """Build the table of one task.
 
@@ -576,7 +644,7 @@ def task_table(
     means when every dataset of it has one, else "-". `published` entries become `published`
     rows (or lines under the table).
     """
-    spec = spec or table_spec(task, baselines)
+    spec = spec or table_spec(task, baselines, titles)
     tidy = tidy_frame(results)
     tidy = tidy[tidy["task"] == task]
     datasets = _unique(tidy["dataset"])
@@ -586,6 +654,7 @@ def task_table(
     columns = table_columns(specs, [*datasets, *averages], spec.by_dataset)
     stats = seed_stats(tidy, specs, chosen)
     footnotes: list[str] = []
+    metric_keys, label_notes = metric_key_notes(specs, chosen, footnotes, tidy, datasets)
     cells = table_cells(rows, columns, baseline, stats, averages, chosen, pvalues or {},
                         footnotes)
     table = TaskTable(
@@ -601,7 +670,8 @@ def task_table(
         spec=spec,
         datasets=list(datasets),
         groups=averages,
-        metric_keys=metric_key_notes(specs, chosen, footnotes),
+        metric_keys=metric_keys,
+        label_notes=label_notes,
         provenance=provenance_lines([r for r in results if r.get("task") == task]),
         significance=significance if any(c.p_value is not None for c in cells.values()) else "",
     )
@@ -610,6 +680,7 @@ def task_table(
         label_of={c: ms.label for ms in specs for c in (*ms.candidates, ms.label)},
         paper_labels=[ms.label for ms in specs if ms.in_paper], baseline=baseline,
         mean=column_mean(stats, averages),
+        not_applicable=not_applicable_in(stats, averages),
         baseline_row=lambda row, sel: baseline_row(rows, row, sel),
     )
     placed = place_published([p for p in published if p.task == task], ours,

@@ -151,13 +151,15 @@ def write_report(
     ablations: Sequence[Mapping[str, Any]] = (),
     n_samples: int = DEFAULT_SAMPLES,
     seed: int | None = DEFAULT_SEED,
+    titles: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """Write every table, plot and page of the report; return the paths written.
 
     reference_paths are results/data/<task>/<dataset>/test.jsonl; prediction, config and log
     paths lie in the run directories; `groups` (task -> group -> datasets) add to the groups
     of the published file; `ablations` are the axes to plot (repro.report.ablations);
-    `baselines` (task -> "method" or "method/variant") picks a table's baseline row first.
+    `baselines` (task -> "method" or "method/variant") picks a table's baseline row first;
+    `titles` (task -> caption) replaces a table's neutral title.
     """
     results = load_results(metrics_paths)
     predictions = by_run(prediction_paths)
@@ -172,7 +174,7 @@ def write_report(
                                    baselines) if n_samples > 0 else {})
     written = write_task_tables(
         results, out.tables_dir, baseline, formats=TABLE_FORMATS, groups=all_groups,
-        baselines=baselines,
+        baselines=baselines, titles=titles,
         pvalues=tested, published=entries, significance=describe(n_samples, seed))
     written.append(plot_main_metric(results, out.main_plot, baseline_method=baseline))
     curves = by_run(log_paths)
