@@ -98,14 +98,14 @@ def test_the_trainer_runs_the_method_under_the_configured_precision(tmp_path, mo
                       "num_decoder_layers": 1, "num_heads": 2}}
     manifest = prepare_base_model("m", cfg, data / "train.jsonl", tmp_path / "base")
     seen: list[list[torch.dtype]] = []
-    real = train_mod.load_model
+    real = train_mod.initial_model
 
-    def hooked(path, arch):
-        model = real(path, arch)
+    def hooked(manifest, seed):
+        model = real(manifest, seed)
         seen.append(record_linear_dtypes(model))
         return model
 
-    monkeypatch.setattr(train_mod, "load_model", hooked)
+    monkeypatch.setattr(train_mod, "initial_model", hooked)
     options = {"n": 2, "num_beams": 2, "warmup_len": 3} if name == "warmup" else {}
     resolved = {"run": {"task": "translation", "dataset": "d", "model": "m", "method": name,
                         "variant": "default", "seed": 0},
