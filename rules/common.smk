@@ -459,3 +459,24 @@ def pool_mem_mb(wildcards, attempt):
 
 def pool_runtime(wildcards, attempt):
     return rp.pool_resources(config, wildcards.pool, attempt)["runtime"]
+
+
+# --- pretraining of tiny models (rules/models.smk, repro.pretrain_jobs) ---
+# A model with models.<m>.pretrain is pretrained once; its base models point to that checkpoint.
+from repro import pretrain_jobs as pj
+
+
+def pretrained_file(name):
+    """A file of a model's pretraining directory, as a path pattern ({model} wildcard)."""
+    return f"{pj.pretrained_dir('{model}')}/{name}"
+
+
+def pretrain_corpus(wildcards):
+    return pj.corpus_files(config, wildcards.model)
+
+
+def base_model_inputs(wildcards):
+    """The pretrained model, when the model pretrains; else the dataset's training split."""
+    if pj.pretrains(config, wildcards.model):
+        return {"pretrained": f"{pj.pretrained_dir(wildcards.model)}/model"}
+    return {"train": train_split_of_dataset(wildcards)}

@@ -116,6 +116,9 @@ def check_references(config: dict[str, Any]) -> None:
     for name, model in config["models"].items():
         if model["kind"] == "hf" and not model.get("path"):
             raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")
+    from repro.pretrain_jobs import check_pretrain
+
+    check_pretrain(config)
 
 
 def expand_runs(config: dict[str, Any]) -> list[Run]:
