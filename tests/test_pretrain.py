@@ -201,18 +201,9 @@ def test_causal_batch_and_loss_by_hand(tmp_path):
 
 
 def pretrain(corpus, out: Path, family: str = "t5", kill_at: int | None = None, **over):
-    orig = train_mod.MethodTrainer.__init__
-
-    def init(self, *a, **kw):
-        kw["callbacks"] = [*kw.get("callbacks", []), *([KillAt(kill_at)] if kill_at else [])]
-        orig(self, *a, **kw)
-
-    train_mod.MethodTrainer.__init__ = init
-    try:
-        return pretrain_run("m", pretrain_cfg(family, **over), corpus, out / "model",
-                            out / "log.jsonl", out / "checkpoints")
-    finally:
-        train_mod.MethodTrainer.__init__ = orig
+    return pretrain_run("m", pretrain_cfg(family, **over), corpus, out / "model",
+                        out / "log.jsonl", out / "checkpoints",
+                        callbacks=[KillAt(kill_at)] if kill_at else [])
 
 
 def weights(path: Path, arch: str) -> dict[str, torch.Tensor]:

@@ -202,10 +202,11 @@ def pretrain_training(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def pretrain_run(name: str, model_cfg: dict[str, Any], corpus: Sequence[Path], model_out: Path,
-                 log_out: Path, ckpt_dir: Path) -> dict[str, Any]:
+                 log_out: Path, ckpt_dir: Path, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Build the tiny model and its tokenizer on the corpus, pretrain it for `steps` steps,
     save it (with pretrain.json) to model_out and the log rows to log_out; return the summary.
-    A killed job resumes from its last checkpoint in ckpt_dir (one of this config and corpus)."""
+    A killed job resumes from its last checkpoint in ckpt_dir (one of this config and corpus).
+    `callbacks`: extra Trainer callbacks."""
     cfg = model_cfg["pretrain"]
     arch = arch_of(model_cfg["family"])
     objective = objective_of(model_cfg)
@@ -227,7 +228,8 @@ def pretrain_run(name: str, model_cfg: dict[str, Any], corpus: Sequence[Path], m
     trainer = MethodTrainer(
         model=model, args=args, train_dataset=[{"input_ids": r} for r in rows],
         data_collator=method.collate, processing_class=tokenizer,
-        callbacks=[FiniteLogCheck(), LogPoints()], method=method, training=training)
+        callbacks=[FiniteLogCheck(), LogPoints(), *callbacks], method=method,
+        training=training)
     method.summary = {"objective": objective, "steps": cfg["steps"], "documents": len(texts),
                       "rows": len(rows), "tokens": sum(map(len, rows)),
                       "n_params": built["n_params"], "vocab_size": built["vocab_size"],
