@@ -98,9 +98,13 @@ def test_rows_are_the_documents_with_their_special_tokens_cut_to_max_len(family,
         stream = [i for ids in plain for i in [*ids, tok.eos_token_id]]
     else:  # `<s> text </s>`
         stream = [i for ids in plain for i in [tok.bos_token_id, *ids, tok.eos_token_id]]
-    rows = pack(texts, tok, T5 if family == "t5" else LLAMA, 7)
+    arch = T5 if family == "t5" else LLAMA
+    rows = pack(texts, tok, arch, 7)
     assert rows == [stream[i:i + 7] for i in range(0, len(stream), 7)]
     assert [len(r) for r in rows[:-1]] == [7] * (len(rows) - 1)
+    # a last row of one token has nothing to corrupt or predict: dropped
+    tail = (len(stream) - 1) or 1
+    assert pack(texts, tok, arch, tail) == [stream[:tail]]
 
 
 # --- span corruption -----------------------------------------------------------------------------

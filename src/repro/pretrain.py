@@ -10,7 +10,7 @@ every task of the model. The model's tokenizer is trained on the same corpus.
 
 Rows: the documents, each tokenized with its special tokens (T5: `text </s>`; Llama:
 `<s> text </s>`), concatenated in corpus order and cut into rows of `max_len` tokens, as T5
-and GPT-style models are pretrained (the last row may be shorter). Objectives:
+and GPT-style models are pretrained (the last row may be shorter, not of one token). Objectives:
 
 - `span_corruption` (encoder-decoder; T5 and mT5's objective, Raffel et al. 2020, sec. 3.1.4):
   `noise_density` of a row's tokens, in spans of mean length `mean_span_length`, are replaced
@@ -77,12 +77,14 @@ def corpus_digest(texts: Sequence[str]) -> str:
 
 def pack(texts: Sequence[str], tokenizer, arch: str, max_len: int) -> list[list[int]]:
     """Token rows of at most max_len: every document with its special tokens (T5: `</s>` at
-    its end; Llama: `<s>` before and `</s>` after), concatenated and cut."""
+    its end; Llama: `<s>` before and `</s>` after), concatenated and cut (a last row of one
+    token is dropped: nothing to corrupt or predict)."""
     eos = [] if arch == ENCODER_DECODER else [tokenizer.eos_token_id]
     stream: list[int] = []
     for ids in tokenizer(list(texts))["input_ids"]:
         stream += ids + eos
-    return [stream[i:i + max_len] for i in range(0, len(stream), max_len)]
+    rows = [stream[i:i + max_len] for i in range(0, len(stream), max_len)]
+    return [r for r in rows if len(r) > 1]
 
 
 # --- span corruption (T5) ----------------------------------------------------------------------
