@@ -640,3 +640,24 @@ def warn_code_trigger():
             "(each rule's `code` param tracks the code it runs)",
             file=sys.stderr,
         )
+
+
+# --- pretraining of tiny models (rules/models.smk, repro.pretrain_jobs) ---
+# A model with models.<m>.pretrain is pretrained once; its base models point to that checkpoint.
+from repro import pretrain_jobs as pj
+
+
+def pretrained_file(name):
+    """A file of a model's pretraining directory, as a path pattern ({model} wildcard)."""
+    return f"{pj.pretrained_dir(config, '{model}')}/{name}"
+
+
+def pretrain_corpus(wildcards):
+    return pj.corpus_files(config, wildcards.model)
+
+
+def base_model_inputs(wildcards):
+    """The pretrained model, when the model pretrains; else the dataset's training split."""
+    if pj.pretrains(config, wildcards.model):
+        return {"pretrained": f"{pj.pretrained_dir(config, wildcards.model)}/model"}
+    return {"train": train_split_of_dataset(wildcards)}

@@ -119,3 +119,20 @@ def test_added_language_pair_prepares_its_data_and_model(done, tmp_path):
     expected |= {job("base_model", model=m, dataset="t_en_xb") for m in {r.model for r in new}}
     expected |= {j for r in new for j in run_jobs(r)}
     assert plan(done, cfg) == expected
+
+
+def test_pretraining_steps_of_one_model_rerun_its_pretraining_and_runs(done, tmp_path):
+    """An edit to models.<m>.pretrain: that model's pretraining, its base models and every run
+    that starts from it (and the report), nothing else: no data job, no other model's job."""
+    model = "tiny_t5"
+
+    def edit(cfg):
+        cfg["models"][model]["pretrain"] = {**cfg["models"][model]["pretrain"], "steps": 5}
+
+    cfg = edited(tmp_path, edit)
+    runs = [r for r in runs_of(cfg) if r.model == model]
+    expected = {job("pretrain", model=model), REPORT}
+    expected |= {job("base_model", model=model, dataset=d) for d in {r.dataset for r in runs}}
+    expected |= {j for r in runs for j in run_jobs(r)}
+    assert {r.model for r in runs_of(cfg)} - {model}  # another model, left alone
+    assert plan(done, cfg) == expected

@@ -128,6 +128,20 @@ def test_predictions_and_logs(done):
     assert bench.exists()
 
 
+def test_tiny_models_pretrain_once_and_every_run_starts_there(done):
+    for model, objective in (("tiny_t5", "span_corruption"), ("tiny_llama", "causal_lm")):
+        pre = done / "results/pretrained" / model
+        summary = json.loads((pre / "model/pretrain.json").read_text())
+        assert summary["objective"] == objective and summary["steps"] == 4
+        assert [json.loads(line)["step"] for line in (pre / "train_log.jsonl").open()
+                if "loss" in json.loads(line)] == [1, 2, 3, 4]
+        assert not (pre / "checkpoints").exists()  # removed once the model is in place
+        assert (done / f"benchmarks/pretrain/{model}.tsv").exists()
+    bases = [json.loads(p.read_text()) for p in (done / "results/models").glob("*/*/base.json")]
+    assert len(bases) == 6  # one per (model, training dataset), none with weights of its own
+    assert all(b["path"] == f"results/pretrained/{b['name']}/model" for b in bases)
+
+
 def test_tables_and_plots(done):
     for task in ("translation", "summarization", "multiple_choice", "knowledge"):
         md = (done / f"results/tables/{task}.md").read_text()

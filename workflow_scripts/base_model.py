@@ -1,5 +1,6 @@
-"""Snakemake adapter: build a tiny base model (tokenizer trained on the train split) or check an
-hf model resolves; writes base.json in the output directory."""
+"""Snakemake adapter: point to the model's pretrained checkpoint, build a tiny base model
+(tokenizer trained on the train split) or check an hf model resolves; writes base.json in the
+output directory."""
 
 from pathlib import Path
 
@@ -9,9 +10,11 @@ from repro.base_model import prepare_base_model
 from repro.workflow import start
 
 params = start(snakemake)  # noqa: F821
+inputs = {k: Path(v) for k, v in snakemake.input.items()}  # noqa: F821
 prepare_base_model(
     snakemake.wildcards.model,  # noqa: F821
     params["model"],
-    Path(snakemake.input.train),  # noqa: F821
+    inputs.get("train"),
     Path(snakemake.output[0]),  # noqa: F821
+    pretrained=inputs.get("pretrained"),
 )

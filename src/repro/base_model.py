@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro.io import DataError, iter_jsonl, write_json
-from repro.models import build_tiny, resolve_hf
+from repro.io import DataError, iter_jsonl, read_json, write_json
+from repro.models import arch_of, build_tiny, resolve_hf
+from repro.pretrain_jobs import SUMMARY
 
 
 def training_texts(train_path: Path) -> list[str]:
@@ -17,10 +18,28 @@ def training_texts(train_path: Path) -> list[str]:
     return texts
 
 
-def prepare_base_model(name: str, model_cfg: dict[str, Any], train_path: Path,
-                       out_dir: Path) -> dict[str, Any]:
+def pretrained_manifest(name: str, model_cfg: dict[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The manifest of a tiny model pretrained in model_dir (repro.pretrain): runs load its
+    weights and tokenizer."""
+    summary = read_json(model_dir / SUMMARY)
+    family = model_cfg["family"]
+    return {"name": name, "kind": "tiny", "family": family, "arch": arch_of(family),
+            "path": str(model_dir), "n_params": summary["n_params"],
+            "vocab_size": summary["vocab_size"],
+            "pretrained": {k: summary[k] for k in ("objective", "steps", "corpus")}}
+
+
+def prepare_base_model(name: str, model_cfg: dict[str, Any], train_path: Path | None,
+                       out_dir: Path, pretrained: Path | None = None) -> dict[str, Any]:
+    """base.json in out_dir: a pretrained tiny model's (`pretrained`: its directory), a tiny
+    model built now with a tokenizer trained on the split at train_path, or a hub model's."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if model_cfg["kind"] == "tiny":
+    if pretrained is not None:
+        manifest = pretrained_manifest(name, model_cfg, pretrained)
+    elif model_cfg["kind"] == "tiny":
+        if train_path is None:
+            raise DataError(f"models.{name}: a tiny model without pretraining needs the "
+                            "dataset's training split")
         manifest = build_tiny(name, model_cfg, training_texts(train_path), out_dir / "hf")
     else:
         manifest = resolve_hf(name, model_cfg)

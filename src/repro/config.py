@@ -129,6 +129,9 @@ def check_references(config: dict[str, Any]) -> None:
         if model["kind"] == "hf" and not model.get("path"):
             raise ConfigError(f"models.{name}.path: required for kind 'hf' (hub id or local path)")
     check_ignored_keys(config)
+    from repro.pretrain_jobs import check_pretrain
+
+    check_pretrain(config)
 
 
 def check_ignored_keys(config: dict[str, Any]) -> None:

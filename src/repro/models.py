@@ -8,7 +8,7 @@ on the task's training texts, saved with save_pretrained, so both kinds load the
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,11 @@ def arch_of(family: str) -> str:
     return FAMILY_ARCH[family]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str):
-    """A BPE tokenizer on `texts`: T5-style (`text </s>`) or Llama-style (`<s> text`).
+def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str,
+                    extra_special: Sequence[str] = ()):
+    """A BPE tokenizer on `texts`: T5-style (`text </s>`) or Llama-style (`<s> text`), with
+    the tokens `extra_special` (e.g. T5's sentinels) added after its vocabulary as special
+    tokens (decoding with skip_special_tokens drops them).
 
     BPE, not Unigram: the tokenizers library's BPE training is deterministic (ties broken by
     the pair itself), while its Unigram trainer orders equal scores by hash-map order, which
@@ -76,7 +79,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, arch: str):
         tokenizer_object=tok,
         pad_token=SPECIAL["pad"], eos_token=SPECIAL["eos"], unk_token=SPECIAL["unk"],
         bos_token=SPECIAL["bos"], model_input_names=["input_ids", "attention_mask"],
-        padding_side="right",
+        padding_side="right", additional_special_tokens=list(extra_special),
     )
 
 
@@ -107,14 +110,15 @@ def tiny_model(family: str, overrides: dict[str, Any], tokenizer):
 
 
 def build_tiny(name: str, model_cfg: dict[str, Any], texts: list[str], out_dir: Path,
-               seed: int = 0) -> dict[str, Any]:
-    """Train the tokenizer, build the tiny model, save both to out_dir; return the manifest."""
+               seed: int = 0, extra_special: Sequence[str] = ()) -> dict[str, Any]:
+    """Train the tokenizer (with `extra_special` tokens), build the tiny model, save both to
+    out_dir; return the manifest."""
     import torch
 
     family = model_cfg["family"]
     arch = arch_of(family)
     vocab_size = model_cfg.get("tokenizer", {}).get("vocab_size", 1000)
-    tokenizer = train_tokenizer(texts, vocab_size, arch)
+    tokenizer = train_tokenizer(texts, vocab_size, arch, extra_special)
     torch.manual_seed(seed)
     model = tiny_model(family, model_cfg.get("config", {}), tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,11 +172,13 @@ def load_model(path: str, arch: str, dtype=None):
 
 
 def initial_model(manifest: dict[str, Any], seed: int):
-    """The model a run's training starts from: an hf checkpoint as saved; a tiny model newly
-    initialised from the run's seed (its base model directory holds seed 0's weights, so seed
-    0 starts from exactly those), so that the seeds of a tiny run differ in their
-    initialisation too, not only in data order and sampling."""
-    if manifest.get("kind") != "tiny":
+    """The model a run's training starts from: an hf checkpoint or a pretrained tiny model as
+    saved; else a tiny model newly initialised from the run's seed (its base model directory
+    holds seed 0's weights, so seed 0 starts from exactly those), so that the seeds of a tiny
+    run differ in their initialisation too, not only in data order and sampling."""
+    if manifest.get("kind") != "tiny" or manifest.get("pretrained"):
+        # a hub checkpoint, or a tiny model pretrained once (repro.pretrain): every seed starts
+        # from those weights, as every seed of a hub model does
         return load_model(manifest["path"], manifest["arch"])
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM

@@ -225,9 +225,20 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
         data_collator=method.collator(), processing_class=tokenizer,
         callbacks=[FiniteLogCheck(), LogPoints()], method=method, training=training,
     )
-    # Resume only from a finished checkpoint of this very run config (see repro.checkpoints);
-    # rank 0 decides (and cleans up), the other ranks follow.
-    last = on_main(trainer, lambda: resumable_checkpoint(ckpt_dir, resolved, model))
+    result, last = fit(trainer, method, resolved, ckpt_dir, model_out, log_out)
+    return {"resumed_from": last, "train_loss": result.training_loss,
+            "steps": trainer.state.global_step, "processes": world,
+            "strategy": "fsdp" if parallel else "ddp"}
+
+
+def fit(trainer: Trainer, method, run_config: dict[str, Any], ckpt_dir: Path, model_out: Path,
+        log_out: Path) -> tuple[Any, str | None]:
+    """Train to the end, resuming from the last finished checkpoint made with this very
+    `run_config` (repro.checkpoints; rank 0 decides and cleans up, the other ranks follow);
+    on SIGTERM save a checkpoint and raise TrainingInterrupted. Then save the model to
+    `model_out`, the log rows to `log_out`, and remove the checkpoints. Returns the Trainer's
+    TrainOutput and the checkpoint resumed from (None: from the start)."""
+    last = on_main(trainer, lambda: resumable_checkpoint(ckpt_dir, run_config, trainer.model))
     last = str(last) if last is not None else None
     stop = StopOnSignal()
     trainer.add_callback(stop)
@@ -245,9 +256,7 @@ def train_run(resolved: dict[str, Any], manifest: dict[str, Any], data_dir: Path
         # The final model is in place: its checkpoints would only go stale (and fill the disk).
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     barrier()
-    return {"resumed_from": last, "train_loss": result.training_loss,
-            "steps": trainer.state.global_step, "processes": world,
-            "strategy": "fsdp" if parallel else "ddp"}
+    return result, last
 
 
 def parallel_arguments(training: dict[str, Any], model, world: int) -> dict[str, Any]:
