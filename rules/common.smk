@@ -11,6 +11,7 @@ WORKFLOW_DIR = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).
 sys.path.insert(0, str(WORKFLOW_DIR / "src"))
 
 from repro import config as rc
+from repro import param_keys
 from repro import runs
 from repro.data.schema import SPLITS
 from repro.io import canonical_json
@@ -98,6 +99,30 @@ wildcard_constraints:
 
 def run_of(wildcards):
     return rc.Run.from_wildcards(wildcards)
+
+
+def keyed(name, slice_of):
+    """A job's config slice as named params: `name`, the canonical JSON `slice_of(wildcards)`
+    the script reads (a derived param: it takes `input`, so Snakemake does not compare it), and
+    its key slots, which Snakemake tracks: an edit reruns exactly the jobs it did, and a dry
+    run's `reason:` line names the edited keys with their old and new values, not the whole
+    slice twice (repro.param_keys)."""
+    cache = {}
+
+    def slots(wildcards):
+        key = tuple(sorted(wildcards.items()))
+        if key not in cache:
+            cache[key] = param_keys.slots(slice_of(wildcards))
+        return cache[key]
+
+    def whole(wildcards, input):
+        return slice_of(wildcards)
+
+    def slot(i):
+        return lambda wildcards: slots(wildcards)[i]
+
+    names = param_keys.slot_names(name)
+    return {name: whole, **{n: slot(i) for i, n in enumerate(names)}}
 
 
 def source_params(wildcards):

@@ -25,7 +25,7 @@ rule fetch:
         mem_mb=4000,
         runtime=120,
     params:
-        source=source_params,
+        **keyed("source", source_params),
         code=code_param("fetch"),
     script:
         "../workflow_scripts/fetch.py"
@@ -52,7 +52,7 @@ rule filter:
         mem_mb=4000,
         runtime=60,
     params:
-        filter=filter_params,
+        **keyed("filter", filter_params),
         code=code_param("filter"),
     script:
         "../workflow_scripts/filter.py"
@@ -74,5 +74,5 @@ use rule filter as filter_test with:
     benchmark:
         results("benchmarks/filter_test/{task}/{dataset}.tsv")
     params:
-        filter=filter_test_params,
+        **keyed("filter", filter_test_params),
         code=code_param("filter"),

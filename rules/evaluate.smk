@@ -22,7 +22,7 @@ rule comet:
         mem_mb=12000,
         runtime=120,
     params:
-        comet=comet_params,
+        **keyed("comet", comet_params),
         code=code_param("score_comet"),
     script:
         "../workflow_scripts/score_comet.py"
@@ -52,7 +52,7 @@ rule evaluate:
         mem_mb=6000,
         runtime=60,
     params:
-        metrics=evaluate_params,
+        **keyed("metrics", evaluate_params),
         code=code_param("evaluate"),
     script:
         "../workflow_scripts/evaluate.py"

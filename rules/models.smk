@@ -23,7 +23,7 @@ rule base_model:
         mem_mb=4000,
         runtime=30,
     params:
-        model=base_params,
+        **keyed("model", base_params),
         code=code_param("base_model"),
     script:
         "../workflow_scripts/base_model.py"
@@ -60,7 +60,7 @@ rule pretrain:
         runtime=model_resource("train", "runtime"),
         slurm_extra=model_resource("train", "slurm_extra"),
     params:
-        model=base_params,
+        **keyed("model", base_params),
         checkpoints=pretrained_file("checkpoints"),
         code=code_param("pretrain"),
     script:

@@ -22,7 +22,7 @@ rule pool_corpus:
         mem_mb=4000,
         runtime=720,
     params:
-        corpus=pool_corpus_params,
+        **keyed("corpus", pool_corpus_params),
         code=code_param("pool_corpus"),
     script:
         "../workflow_scripts/pool_corpus.py"
@@ -50,7 +50,7 @@ rule pool_embeddings:
         mem_mb=pool_mem_mb,
         runtime=pool_runtime,
     params:
-        pool=pool_embed_params,
+        **keyed("pool", pool_embed_params),
         code=code_param("pool_embeddings"),
     script:
         "../workflow_scripts/pool_embeddings.py"
@@ -78,7 +78,7 @@ rule search_pools:
         mem_mb=pool_mem_mb,
         runtime=pool_runtime,
     params:
-        pool=pool_search_params,
+        **keyed("pool", pool_search_params),
         code=code_param("search_pools"),
     script:
         "../workflow_scripts/search_pools.py"

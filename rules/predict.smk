@@ -25,8 +25,8 @@ rule embed_passages:
         mem_mb=model_resource("embed", "mem_mb"),
         runtime=model_resource("embed", "runtime"),
     params:
+        **keyed("encoder", encoder_params),
         batch_size=embed_params,
-        encoder=encoder_params,
         code=code_param("embed_passages"),
     script:
         "../workflow_scripts/embed_passages.py"
@@ -50,7 +50,7 @@ rule build_index:
         mem_mb=index_resource("mem_mb"),
         runtime=index_resource("runtime"),
     params:
-        index=index_params,
+        **keyed("index", index_params),
         code=code_param("build_index"),
     script:
         "../workflow_scripts/build_index.py"
@@ -75,7 +75,7 @@ rule predict:
         mem_mb=model_resource("decode", "mem_mb"),
         runtime=model_resource("decode", "runtime"),
     params:
-        run=predict_params,
+        **keyed("run", predict_params),
         code=code_param("predict", per_method=True),
     script:
         "../workflow_scripts/predict.py"

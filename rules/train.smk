@@ -35,7 +35,7 @@ rule train:
         runtime=model_resource("train", "runtime"),
         slurm_extra=model_resource("train", "slurm_extra"),
     params:
-        run=train_params,
+        **keyed("run", train_params),
         checkpoints=run_file("checkpoints"),
         code=code_param("train", per_method=True),
     script:
@@ -51,6 +51,6 @@ use rule train as train_embseq with:
     benchmark:
         results(f"benchmarks/train_embseq/{RUN_ID}.tsv")
     params:
-        run=train_embseq_params,
+        **keyed("run", train_embseq_params),
         checkpoints=run_file("checkpoints_embseq"),
         code=code_param("train", per_method=True),

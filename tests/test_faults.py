@@ -21,6 +21,7 @@ from workflow_runs import (
     ENV,
     ROOT,
     load_yaml,
+    pretrain_on_kept_datasets,
     signal_group,
     snakemake,
     start_snakemake,
@@ -199,7 +200,7 @@ def fault_config(tmp_path: Path, **training) -> Path:
                            "methods": {"sft": {"default": {}}}}]
     cfg["models"] = {"tiny_t5": cfg["models"]["tiny_t5"]}
     cfg["training"].update({"epochs": 12, "save_steps": 3, "learning_rate": 5e-3, **training})
-    return write_yaml(tmp_path / "faults.yaml", cfg)
+    return write_yaml(tmp_path / "faults.yaml", pretrain_on_kept_datasets(cfg))
 
 
 def run_dir(work: Path) -> Path:
@@ -333,7 +334,7 @@ def test_missing_split_and_empty_split_are_named(tmp_path):
     cfg["experiments"] = [{"datasets": ["no_test", "all_filtered"], "models": ["tiny_t5"],
                            "methods": {"sft": {"default": {}}}}]
     cfg["models"] = {"tiny_t5": cfg["models"]["tiny_t5"]}
-    config = write_yaml(tmp_path / "bad.yaml", cfg)
+    config = write_yaml(tmp_path / "bad.yaml", pretrain_on_kept_datasets(cfg))
     work = tmp_path / "work"
     out = snakemake(work, "--keep-going", config=config, check=False)
     assert out.returncode != 0

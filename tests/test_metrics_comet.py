@@ -393,7 +393,7 @@ def test_paper_config_scores_comet_strictly():
 
 def translation_config(tmp_path: Path, **comet) -> Path:
     """config/test.yaml cut to its translation pair, SFT of the tiny T5 (metrics.comet: comet)."""
-    from workflow_runs import load_yaml, write_yaml
+    from workflow_runs import load_yaml, pretrain_on_kept_datasets, write_yaml
 
     cfg = load_yaml()
     pair = next(n for n, d in cfg["datasets"].items() if d["task"] == "translation")
@@ -403,7 +403,7 @@ def translation_config(tmp_path: Path, **comet) -> Path:
                            "methods": {"sft": {"default": {}}}}]
     cfg["metrics"] = {"comet": comet} if comet else {}
     name = "translation-" + "-".join(sorted(comet)) + ".yaml"
-    return write_yaml(tmp_path / name, cfg)
+    return write_yaml(tmp_path / name, pretrain_on_kept_datasets(cfg))
 
 
 @pytest.mark.e2e

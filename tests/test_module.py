@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from workflow_runs import ENV, ROOT, TEST_CONFIG, load_yaml, planned_jobs, write_yaml
+from workflow_runs import (
+    ENV,
+    ROOT,
+    TEST_CONFIG,
+    load_yaml,
+    planned_jobs,
+    pretrain_on_kept_datasets,
+    write_yaml,
+)
 
 from repro.runs import default_results_dir
 
@@ -39,7 +47,7 @@ def user_workflow(tmp_path: Path) -> Path:
                            "methods": {"sft": {"default": {}}}}]
     cfg["models"] = {"tiny_t5": cfg["models"]["tiny_t5"]}
     (work / "config").mkdir(parents=True)
-    write_yaml(work / "config" / "config.yaml", cfg)
+    write_yaml(work / "config" / "config.yaml", pretrain_on_kept_datasets(cfg))
     (work / "Snakefile").write_text(MODULE_SNAKEFILE.format(snakefile=ROOT / "Snakefile"))
     return work
 

@@ -417,3 +417,16 @@ def test_new_mtimes_of_all_code_rerun_nothing(done):
     for path in code:
         os.utime(path)
     assert done.plan() == set()
+
+
+def test_a_dry_runs_reason_names_the_edited_key(done):
+    """The `reason:` line of a job planned for a config edit names the edited key with its old
+    and new values (repro.param_keys), not the whole config slice twice."""
+    cfg = edited(small_config(), "training.learning_rate", 2.0e-3)
+    out = snakemake(done.repo, done.work, done.write(cfg, "edited.yaml"), "-n").stdout
+    reasons = [ln for ln in out.splitlines() if "Params have changed" in ln]
+    assert reasons and len(reasons) == len(whole_run(done.runs) & train_jobs(
+        done.runs, ("train", "train_embseq")))
+    for line in reasons:
+        assert "training.learning_rate=0.001" in line and "training.learning_rate=0.002" in line
+        assert len(line) < 600, line

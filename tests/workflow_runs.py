@@ -79,6 +79,20 @@ def load_yaml(path: Path = TEST_CONFIG) -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def pretrain_on_kept_datasets(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The test config cut to some of its datasets: each tiny model pretrains on the datasets
+    left (models.<m>.pretrain.corpus); with none left it starts from a random init."""
+    for model in cfg["models"].values():
+        section = model.get("pretrain")
+        if section:
+            corpus = [d for d in section["corpus"] if d in cfg["datasets"]]
+            if corpus:
+                model["pretrain"] = {**section, "corpus": corpus}
+            else:
+                del model["pretrain"]
+    return cfg
+
+
 def write_yaml(path: Path, cfg: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path

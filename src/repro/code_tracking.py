@@ -35,7 +35,8 @@ METHOD_MODULES = {"sft": "repro.methods.sft", "warmup": "repro.methods.warmup",
 # of theirs that changes what a job does changes its params; counted as a job's code, they
 # would make an edit to any module they reach (a metric's availability check, say) retrain
 # every model. Left out of every closure (a job's script may still call them).
-DAG_MODULES = ("repro.config", "repro.config_checks", "repro.resources", "repro.pool_jobs")
+DAG_MODULES = ("repro.config", "repro.config_checks", "repro.resources", "repro.pool_jobs",
+               "repro.param_keys")
 
 
 @cache

@@ -49,7 +49,8 @@ def corpus_files(config: dict[str, Any], model: str) -> list[str]:
     files = []
     for name in config["models"][model]["pretrain"]["corpus"]:
         task = config["datasets"][name]["task"]
-        files += [f"{results_dir(config)}/data/{task}/{name}/{f}.jsonl" for f in ("train", "passages")]
+        data = f"{results_dir(config)}/data/{task}/{name}"
+        files += [f"{data}/{f}.jsonl" for f in ("train", "passages")]
     return files
 
 

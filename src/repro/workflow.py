@@ -13,7 +13,8 @@ from typing import Any
 def start(smk: Any) -> dict[str, Any]:
     """Redirect stdout/stderr to the job's log, apply its thread count, return its params decoded.
 
-    String params holding JSON (the canonical config slices) are decoded; others pass through.
+    String params holding JSON (the canonical config slices) are decoded; others pass through;
+    the key slots that track the slices (repro.param_keys) are left out.
     """
     if smk.log:
         log = open(smk.log[0], "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (job lifetime)
@@ -24,7 +25,11 @@ def start(smk: Any) -> dict[str, Any]:
     from repro.device import set_threads
 
     set_threads(getattr(smk, "threads", None))
+    from repro.param_keys import is_slot
+
     params: dict[str, Any] = {}
     for key, value in smk.params.items():
+        if is_slot(key):  # the tracked key slots of a slice (repro.param_keys), not for scripts
+            continue
         params[key] = json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
     return params
