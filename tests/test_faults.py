@@ -331,16 +331,27 @@ def test_missing_split_and_empty_split_are_named(tmp_path):
                                               "validation": str(data / "validation.jsonl"),
                                               "test": str(data / "test.jsonl")}}},
     }
-    cfg["experiments"] = [{"datasets": ["no_test", "all_filtered"], "models": ["tiny_t5"],
-                           "methods": {"sft": {"default": {}}}}]
     cfg["models"] = {"tiny_t5": cfg["models"]["tiny_t5"]}
-    config = write_yaml(tmp_path / "bad.yaml", pretrain_on_kept_datasets(cfg))
+
+    def only(name: str) -> Path:
+        """The config with the one dataset."""
+        one = {**cfg, "datasets": {name: cfg["datasets"][name]},
+               "experiments": [{"datasets": [name], "models": ["tiny_t5"],
+                                "methods": {"sft": {"default": {}}}}]}
+        return write_yaml(tmp_path / f"{name}.yaml", pretrain_on_kept_datasets(one))
+
     work = tmp_path / "work"
-    out = snakemake(work, "--keep-going", config=config, check=False)
+    # a local file the config names is an input: a missing one stops Snakemake while it builds
+    # the DAG (also a dry run), naming the key and the file, before any job
+    out = snakemake(work, "-n", config=only("no_test"), check=False)
+    assert out.returncode != 0
+    assert (f"missing file named in the config: datasets.no_test.source.files.test: "
+            f"{data / 'missing_test.jsonl'} does not exist") in out.stderr
+    assert not (work / "results").exists()
+    # a split emptied by its filter: the filter job names the split and why
+    out = snakemake(work, "--keep-going", config=only("all_filtered"), check=False)
     assert out.returncode != 0
     logs = work / "results" / "logs"
-    fetch_log = (logs / "fetch" / "translation" / "no_test.log").read_text()
-    assert f"{data / 'missing_test.jsonl'}" in fetch_log and "split 'test'" in fetch_log
     filter_log = (logs / "filter" / "translation" / "all_filtered.log").read_text()
     # (length filters apply to training data only: test splits stay as published)
     assert "raw/train.jsonl: split 'train' is empty after filtering" in filter_log

@@ -12,7 +12,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # What rules/common.smk imports (a test below keeps this list in step with the file).
 DAG_IMPORTS = ("repro.code_tracking", "repro.config", "repro.config_files", "repro.data.schema",
                "repro.io", "repro.launch",
-               "repro.metrics.availability", "repro.pool_jobs", "repro.pretrain_jobs",
+               "repro.metrics.availability", "repro.param_keys", "repro.pool_jobs",
+               "repro.pretrain_jobs",
                "repro.report.ablations", "repro.report.summary", "repro.resources", "repro.runs",
                "repro.tasks")
 

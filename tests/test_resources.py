@@ -137,7 +137,8 @@ def test_only_training_decoding_and_embedding_jobs_are_retried():
     blocks = rule_blocks()
     assert set(GPU_RULES) < set(blocks)
     for rule, body in blocks.items():
-        if rule in (*GPU_RULES, "pool_embeddings") or "localrule: True" in body:
+        # pretrain: a training job (GPU, resumable from its checkpoints), retried like one
+        if rule in (*GPU_RULES, "pool_embeddings", "pretrain") or "localrule: True" in body:
             assert "retries:" not in body, rule  # the profile's `retries`
         else:
             assert re.search(r"^    retries: 0$", body, flags=re.M), rule

@@ -10,7 +10,8 @@ from repro.base_model import prepare_base_model
 from repro.workflow import start
 
 params = start(snakemake)  # noqa: F821
-inputs = {k: Path(v) for k, v in snakemake.input.items()}  # noqa: F821
+inputs = {k: Path(v) for k, v in snakemake.input.items()  # noqa: F821
+          if k in ("train", "pretrained")}  # not the config's local files (config_files)
 prepare_base_model(
     snakemake.wildcards.model,  # noqa: F821
     params["model"],
