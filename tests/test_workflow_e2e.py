@@ -136,7 +136,7 @@ def test_tiny_models_pretrain_once_and_every_run_starts_there(done):
         assert [json.loads(line)["step"] for line in (pre / "train_log.jsonl").open()
                 if "loss" in json.loads(line)] == [1, 2, 3, 4]
         assert not (pre / "checkpoints").exists()  # removed once the model is in place
-        assert (done / f"benchmarks/pretrain/{model}.tsv").exists()
+        assert (done / f"results/benchmarks/pretrain/{model}.tsv").exists()
     bases = [json.loads(p.read_text()) for p in (done / "results/models").glob("*/*/base.json")]
     assert len(bases) == 6  # one per (model, training dataset), none with weights of its own
     assert all(b["path"] == f"results/pretrained/{b['name']}/model" for b in bases)
