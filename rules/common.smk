@@ -1,5 +1,6 @@
 # The only adapter from config to jobs: runs, targets and each job's slice of config (as
 # canonical JSON params, so that an edited value reruns exactly the jobs it touches).
+import inspect
 import os
 import re
 import sys
@@ -119,10 +120,18 @@ def keyed(name, slice_of):
         return slice_of(wildcards)
 
     def slot(i):
-        return lambda wildcards: slots(wildcards)[i]
+        def value(wildcards):
+            return slots(wildcards)[i]
+
+        # Snakemake inspects a param function's signature per job: given, it is not rebuilt
+        value.__signature__ = SLOT_SIGNATURE
+        return value
 
     names = param_keys.slot_names(name)
     return {name: whole, **{n: slot(i) for i, n in enumerate(names)}}
+
+
+SLOT_SIGNATURE = inspect.signature(lambda wildcards: None)
 
 
 def source_params(wildcards):

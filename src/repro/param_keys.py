@@ -18,7 +18,7 @@ import hashlib
 import json
 from typing import Any
 
-SLOTS = 32  # ~60 leaves in the largest slice: one to three per slot
+SLOTS = 16  # 40 leaves in the largest slice (paper_cosup training): two or three per slot
 PREFIX = "keys_"  # names of the slot params; repro.workflow.start drops them
 SEP = "; "
 
