@@ -1,14 +1,12 @@
 """The key slots that track a job's config slice (repro.param_keys): every leaf once, an edit
-changes the slot of the edited key only, and the script still gets the whole slice."""
+changes the slot of the edited key only."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 from repro import param_keys as pk
 from repro.io import canonical_json
-from repro.workflow import start
 
 SLICE = {"run": {"task": "translation", "seed": 0},
          "training": {"learning_rate": 1e-4, "epochs": 10, "caps": {"train": 5}},
@@ -48,19 +46,3 @@ def test_an_edit_changes_only_the_slots_of_the_edited_keys():
     edited["training"]["new"] = 1
     added = pk.slots(canonical_json(edited))
     assert [i for i in range(pk.SLOTS) if added[i] != after[i]] == [pk.slot_of("training.new=")]
-
-
-def test_scripts_get_the_slices_without_the_slots(tmp_path):
-    slice_json = canonical_json(SLICE)
-    params = {"run": slice_json, "code": "abc",
-              **dict(zip(pk.slot_names("run"), pk.slots(slice_json), strict=True))}
-    smk = SimpleNamespace(log=[str(tmp_path / "job.log")], threads=1,
-                          params=SimpleNamespace(items=params.items))
-    import sys
-
-    out, err = sys.stdout, sys.stderr
-    try:
-        got = start(smk)
-    finally:
-        sys.stdout, sys.stderr = out, err
-    assert got == {"run": SLICE, "code": "abc"}

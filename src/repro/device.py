@@ -61,12 +61,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
-def set_threads(n: int | None) -> None:
-    """Use the cores Snakemake gave the job (threads), not every core of the node."""
-    if n and n > 0:
-        torch.set_num_threads(n)
-
-
 def strategy(requested: str, world_size: int, n_params: int, cuda: bool | None = None) -> str:
     """`training.distributed.strategy` resolved for this job: ddp | fsdp.
 

@@ -22,9 +22,7 @@ def start(smk: Any) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from repro.device import set_threads
-
-    set_threads(getattr(smk, "threads", None))
+    use_threads(getattr(smk, "threads", None))
     from repro.param_keys import is_slot
 
     params: dict[str, Any] = {}
@@ -33,3 +31,19 @@ def start(smk: Any) -> dict[str, Any]:
             continue
         params[key] = json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
     return params
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def use_threads(n: int | None) -> None:
+    """Use the cores Snakemake gave the job (threads), not every core of the node: through the
+    environment for libraries not loaded yet (torch reads OMP_NUM_THREADS when imported), and
+    torch's own setting when the script has loaded it already. A job that never needs torch
+    (fetch, filter, most evaluations) does not pay for importing it (about a second)."""
+    if not n or n <= 0:
+        return
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
