@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from test_train import records
+from tiny_models import train_config
 
 from repro import config as rc
 from repro import launch
@@ -177,17 +178,8 @@ def setup(tmp_path_factory):
            "config": {"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 1,
                       "num_decoder_layers": 1, "num_heads": 2, "dropout_rate": 0.0}}
     manifest = prepare_base_model("m", cfg, data / "train.jsonl", root / "base")
-    resolved = {"run": {"task": "translation", "dataset": "d", "model": "m", "method": "sft",
-                        "variant": "default", "seed": 3},
-                "method": {"name": "sft", "options": {}},
-                "training": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4,
-                             "grad_accum": 1, "global_batch": 8, "weight_decay": 0.0,
-                             "warmup_ratio": 0.0, "lr_scheduler": "linear",
-                             "max_source_len": 32, "max_target_len": 32, "save_steps": 2,
-                             "eval_each_epoch": False, "precision": "auto",
-                             "prompt_suffix": "\n=>",
-                             "distributed": {"strategy": "auto",
-                                             "activation_checkpointing": False}}}
+    resolved = train_config(seed=3, global_batch=8,
+                            distributed={"strategy": "auto", "activation_checkpointing": False})
     return root, data, manifest, resolved
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_train import KillAt
+from tiny_models import train_config
 from transformers import TrainerControl, TrainerState
 from workflow_runs import (
     ENV,
@@ -60,14 +61,7 @@ def tiny(tmp_path_factory):
     manifest = prepare_base_model("m", {"kind": "tiny", "family": "t5", "config": TINY_T5,
                                         "tokenizer": {"vocab_size": 60}},
                                   root / "data" / "train.jsonl", root / "base")
-    resolved = {"run": {"task": "translation", "dataset": "d", "model": "m", "method": "sft",
-                        "variant": "default", "seed": 1},
-                "method": {"name": "sft", "options": {}},
-                "training": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "grad_accum": 1,
-                             "weight_decay": 0.0, "warmup_ratio": 0.0, "lr_scheduler": "linear",
-                             "max_source_len": 16, "max_target_len": 16, "save_steps": 2,
-                             "eval_each_epoch": False, "precision": "auto",
-                             "prompt_suffix": "\n=>"}}
+    resolved = train_config(seed=1, max_source_len=16, max_target_len=16)
     return root, root / "data", manifest, resolved
 
 

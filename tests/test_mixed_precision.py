@@ -8,7 +8,7 @@ import pytest
 import torch
 from test_cosup import PASSAGES, RECORDS, TEXTS, TINY, TRAINING
 from test_train import records
-from tiny_models import build
+from tiny_models import build, train_config
 from torch import nn
 
 from repro import train as train_mod
@@ -107,14 +107,7 @@ def test_the_trainer_runs_the_method_under_the_configured_precision(tmp_path, mo
 
     monkeypatch.setattr(train_mod, "initial_model", hooked)
     options = {"n": 2, "num_beams": 2, "warmup_len": 3} if name == "warmup" else {}
-    resolved = {"run": {"task": "translation", "dataset": "d", "model": "m", "method": name,
-                        "variant": "default", "seed": 0},
-                "method": {"name": name, "options": options},
-                "training": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4,
-                             "grad_accum": 1, "weight_decay": 0.0, "warmup_ratio": 0.0,
-                             "lr_scheduler": "linear", "max_source_len": 32,
-                             "max_target_len": 32, "save_steps": 10, "eval_each_epoch": False,
-                             "precision": "bf16", "prompt_suffix": "\n=>"}}
+    resolved = train_config(name, options, save_steps=10, precision="bf16")
     out = tmp_path / "run"
     summary = train_mod.train_run(resolved, manifest, data, out / "model", out / "log.jsonl",
                                   out / "checkpoints")

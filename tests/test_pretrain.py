@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_train import KillAt
-from tiny_models import tiny_config
+from tiny_models import tiny_config, train_config
 
 from repro import config as rc
 from repro import pretrain_jobs as pj
@@ -284,14 +284,8 @@ def test_runs_start_from_the_pretrained_weights(corpus, pretrained, tmp_path, me
     assert manifest["path"] == str(pre)
     assert manifest["pretrained"]["objective"] in ("span_corruption", "causal_lm")
     data = corpus[0].parent
-    resolved = {"run": {"task": "translation", "dataset": "d", "model": "m", "method": method,
-                        "variant": "v", "seed": 5},
-                "method": {"name": method, "options": options},
-                "training": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4,
-                             "grad_accum": 1, "weight_decay": 0.0, "warmup_ratio": 0.0,
-                             "lr_scheduler": "linear", "max_source_len": 16,
-                             "max_target_len": 16, "save_steps": 2, "eval_each_epoch": False,
-                             "precision": "auto", "prompt_suffix": "\n=>"}}
+    resolved = train_config(method, options, seed=5, variant="v", max_source_len=16,
+                            max_target_len=16)
     seen = {}
     orig = train_mod.MethodTrainer.__init__
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import train_config
 from transformers import TrainerCallback
 
 from repro import train as train_mod
@@ -34,14 +35,7 @@ def setup(tmp_path_factory):
            "config": {"d_model": 16, "d_kv": 4, "d_ff": 32, "num_layers": 1,
                       "num_decoder_layers": 1, "num_heads": 2}}
     manifest = prepare_base_model("m", cfg, data / "train.jsonl", root / "base")
-    resolved = {"run": {"task": "translation", "dataset": "d", "model": "m", "method": "sft",
-                        "variant": "default", "seed": 3},
-                "method": {"name": "sft", "options": {}},
-                "training": {"learning_rate": 1e-3, "epochs": 2, "batch_size": 8,
-                             "grad_accum": 2, "weight_decay": 0.0, "warmup_ratio": 0.0,
-                             "lr_scheduler": "linear", "max_source_len": 32,
-                             "max_target_len": 32, "save_steps": 2, "eval_each_epoch": True,
-                             "precision": "auto", "prompt_suffix": "\n=>"}}
+    resolved = train_config(seed=3, epochs=2, batch_size=8, grad_accum=2, eval_each_epoch=True)
     return root, data, manifest, resolved
 
 

@@ -19,6 +19,20 @@ def tiny_config(family: str, layers: int = 1, **extra: Any) -> dict[str, Any]:
     return {**cfg, **extra}
 
 
+def train_config(method: str = "sft", options: dict[str, Any] | None = None, seed: int = 0,
+                 variant: str = "default", **training: Any) -> dict[str, Any]:
+    """The resolved run config repro.train.train_run takes: a translation run of model "m" on
+    dataset "d", small training settings, `training` overriding them."""
+    return {"run": {"task": "translation", "dataset": "d", "model": "m", "method": method,
+                    "variant": variant, "seed": seed},
+            "method": {"name": method, "options": options or {}},
+            "training": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "grad_accum": 1,
+                         "weight_decay": 0.0, "warmup_ratio": 0.0, "lr_scheduler": "linear",
+                         "max_source_len": 32, "max_target_len": 32, "save_steps": 2,
+                         "eval_each_epoch": False, "precision": "auto",
+                         "prompt_suffix": "\n=>", **training}}
+
+
 def build(family: str, out: Path, layers: int = 1, **extra: Any) -> dict[str, Any]:
     """Build a tiny model of `family` in `out`; returns its manifest (path, arch, ...)."""
     return build_tiny("m", {"family": family, "config": tiny_config(family, layers, **extra),
