@@ -110,18 +110,20 @@ def keyed(name, slice_of):
     slice twice (repro.param_keys)."""
     cache = {}
 
-    def slots(wildcards):
+    def sliced(wildcards):
+        """(the slice, its slots), computed once per job."""
         key = tuple(sorted(wildcards.items()))
         if key not in cache:
-            cache[key] = param_keys.slots(slice_of(wildcards))
+            whole = slice_of(wildcards)
+            cache[key] = whole, param_keys.slots(whole)
         return cache[key]
 
     def whole(wildcards, input):
-        return slice_of(wildcards)
+        return sliced(wildcards)[0]
 
     def slot(i):
         def value(wildcards):
-            return slots(wildcards)[i]
+            return sliced(wildcards)[1][i]
 
         # Snakemake inspects a param function's signature per job: given, it is not rebuilt
         value.__signature__ = SLOT_SIGNATURE

@@ -4,6 +4,7 @@ test config once per test session (a module cache: several test files share it).
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import signal
@@ -81,7 +82,9 @@ def load_yaml(path: Path = TEST_CONFIG) -> dict[str, Any]:
 
 def pretrain_on_kept_datasets(cfg: dict[str, Any]) -> dict[str, Any]:
     """The test config cut to some of its datasets: each tiny model pretrains on the datasets
-    left (models.<m>.pretrain.corpus); with none left it starts from a random init."""
+    left (models.<m>.pretrain.corpus); with none left it starts from a random init. Returns a
+    new config (`cfg` and its models unchanged)."""
+    cfg = {**cfg, "models": copy.deepcopy(cfg["models"])}
     for model in cfg["models"].values():
         section = model.get("pretrain")
         if section:

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any
 
+from repro.param_keys import is_slot
+
 
 def start(smk: Any) -> dict[str, Any]:
     """Redirect stdout/stderr to the job's log, apply its thread count, return its params decoded.
@@ -23,8 +25,6 @@ def start(smk: Any) -> dict[str, Any]:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     use_threads(getattr(smk, "threads", None))
-    from repro.param_keys import is_slot
-
     params: dict[str, Any] = {}
     for key, value in smk.params.items():
         if is_slot(key):  # the tracked key slots of a slice (repro.param_keys), not for scripts
