@@ -149,8 +149,8 @@ def check_ignored_keys(config: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"datasets.{name}.index.{key}: ignored beside index.from (the index of "
                     f"'{index['from']}' is used): set it in datasets.{index['from']}.index")
-    runs = dict.fromkeys([*expand_runs(config), *(training_run(config, r)
-                                                  for r in expand_runs(config))])
+    expanded = expand_runs(config)
+    runs = dict.fromkeys([*expanded, *(training_run(config, r) for r in expanded)])
     for run in runs:
         holders = _experiments_of(config, run)
         first, settings = holders[0]
